@@ -1,0 +1,55 @@
+# Provider Center. `make` alone lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PY := .venv/bin/python
+PROTOS := $(shell find proto -name '*.proto')
+GENERATED := providercenter/auth/v1/token_pb2.py providercenter/notify/v1/notify_pb2.py
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups
+	@touch $@
+
+.PHONY: install
+install: .venv/.synced ## create the virtual environment from the lock file
+
+$(GENERATED): $(PROTOS) .venv/.synced
+	$(PY) -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. --pyi_out=. $(PROTOS)
+	@touch $(GENERATED)
+
+.PHONY: proto
+proto: $(GENERATED) ## generate the gRPC code from proto/
+
+.PHONY: run
+run: proto ## start the whole system on embedded defaults (SQLite, embedded Redis, mail to var/mail)
+	.venv/bin/providerctl run
+
+.PHONY: lint
+lint: proto ## ruff over the code
+	.venv/bin/ruff check services tests
+
+.PHONY: test-unit
+test-unit: proto ## the fast loop: unit tests only
+	$(PY) -m pytest -q tests/unit
+
+.PHONY: test
+test: proto lint ## everything CI runs: unit, integration, end-to-end (browser)
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+.PHONY: bench
+bench: proto ## benchmarks against the peer OpenID Provider (not part of CI)
+	$(PY) -m bench
+
+.PHONY: clean
+clean: ## remove local state (databases, mail, embedded Redis) and generated code
+	rm -rf var providercenter .pytest_cache

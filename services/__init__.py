@@ -1,0 +1,1 @@
+"""Provider Center: the auth, notify and portal services and the code they share."""

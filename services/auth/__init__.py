@@ -1,0 +1,1 @@
+"""The OpenID Provider: sign-in, tokens, and the identities of practice staff."""

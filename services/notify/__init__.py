@@ -1,0 +1,1 @@
+"""Email delivery with a durable outbox: nothing accepted is ever lost."""

@@ -1,0 +1,1 @@
+"""The provider dashboard: the practice's patients, accounts and financing."""
