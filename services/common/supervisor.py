@@ -8,6 +8,7 @@ started.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -95,24 +96,21 @@ def wait_ready(
 def stop(processes: dict[str, subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
     for process in processes.values():
         if process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + grace_s
     for process in processes.values():
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait()
 
 
 def run_all(env: Env, *, seed: bool = True) -> int:
-    from services import migrate, seed as demo_seed
+    from services import migrate
+    from services import seed as demo_seed
 
     child_env = dict(env)
     var = var_dir(env)

@@ -1,0 +1,4 @@
+from services.auth.store.models import Base
+from services.common.migrations_env import run
+
+run(Base.metadata)
