@@ -84,9 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="configuration").add_subparsers(
         dest="config_command", required=True
     )
-    config.add_parser("check", help="print the effective configuration").set_defaults(
-        func=_config_check
-    )
+    config.add_parser("check", help="print the effective configuration").set_defaults(func=_config_check)
 
     practice = commands.add_parser("practice", help="practices").add_subparsers(
         dest="practice_command", required=True

@@ -74,9 +74,7 @@ def error_page(
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or (
-        request.accept_mimetypes.best == "application/json"
-    )
+    return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
 
 
 def install(
@@ -91,9 +89,7 @@ def install(
     @app.before_request
     def _start() -> None:
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isprintable() else (
-            uuid.uuid4().hex
-        )
+        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isprintable() else (uuid.uuid4().hex)
         g.started = time.perf_counter()
 
     @app.after_request
@@ -105,9 +101,7 @@ def install(
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if tls:
-            response.headers.setdefault(
-                "Strict-Transport-Security", "max-age=63072000; includeSubDomains"
-            )
+            response.headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
         if "Cache-Control" not in response.headers and response.mimetype == "text/html":
             response.headers["Cache-Control"] = "no-store"
         response.headers["X-Request-Id"] = getattr(g, "request_id", "")
@@ -185,3 +179,15 @@ def unavailable_page(retry_after_s: int = 60) -> Response:
     )
     response.headers["Retry-After"] = str(retry_after_s)
     return response
+
+
+def client_ip(trusted_proxies: int) -> str:
+    """The client's address: the connection's, or from ``X-Forwarded-For`` only
+    when a count of trusted proxies in front of us is configured (each proxy
+    appends the address it saw; we take the one our outermost proxy saw)."""
+    if trusted_proxies > 0:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+        forwarded = [part for part in forwarded if part]
+        if len(forwarded) >= trusted_proxies:
+            return forwarded[-trusted_proxies][:64]
+    return (request.remote_addr or "unknown")[:64]

@@ -1,0 +1,53 @@
+"""The security event log: sign-ins, lockouts, unlocks, second-factor and
+password changes, suspensions. Never a password, code, secret or token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.auth.store.models import SecurityEvent
+from services.common.db import utcnow
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from, for the log."""
+
+    ip: str
+    user_agent: str
+
+
+def record(
+    db: Session,
+    event: str,
+    *,
+    user_id: str | None,
+    practice_id: str | None = None,
+    outcome: str = "ok",
+    reason: str | None = None,
+    origin: Origin | None = None,
+    details: dict | None = None,
+) -> None:
+    db.add(
+        SecurityEvent(
+            at=utcnow(),
+            event=event,
+            user_id=user_id.lower()[:64] if user_id else None,
+            practice_id=practice_id,
+            outcome=outcome,
+            reason=reason,
+            ip=origin.ip if origin else None,
+            user_agent=(origin.user_agent[:300] if origin else None),
+            details=details or {},
+        )
+    )
+
+
+def recent(db: Session, *, user_id: str | None = None, limit: int = 50) -> list[SecurityEvent]:
+    query = select(SecurityEvent).order_by(SecurityEvent.at.desc(), SecurityEvent.id.desc()).limit(limit)
+    if user_id:
+        query = query.where(SecurityEvent.user_id == user_id.lower())
+    return list(db.scalars(query))
