@@ -60,7 +60,12 @@ def sign_in(browser: FlaskClient, signin_location: str, user: TestUser, code: st
     html = page.get_data(as_text=True)
     response = browser.post(
         "/signin",
-        data={"csrf_token": csrf(html), "tx": hidden_tx(html), "user_id": user.user_id, "password": user.password},
+        data={
+            "csrf_token": csrf(html),
+            "tx": hidden_tx(html),
+            "user_id": user.user_id,
+            "password": user.password,
+        },
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     verify = browser.get(response.headers["Location"])

@@ -13,7 +13,9 @@ from tests.support.infra import Databases
 
 
 @pytest.fixture
-def auth_container(databases: Databases, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Container]:
+def auth_container(
+    databases: Databases, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> Iterator[Container]:
     env = auth_env(databases.new("auth"), redis_url, redis_prefix, tmp_path)
     container = make_container(env)
     yield container

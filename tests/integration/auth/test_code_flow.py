@@ -72,7 +72,9 @@ def test_wrong_pkce_verifier_is_refused(auth_app, auth_container: Container) -> 
     assert response.get_json()["error"] == "invalid_grant"
 
 
-def test_unregistered_redirect_uri_shows_error_page_without_redirect(auth_app, auth_container: Container) -> None:
+def test_unregistered_redirect_uri_shows_error_page_without_redirect(
+    auth_app, auth_container: Container
+) -> None:
     client = make_client(auth_container)
     browser = auth_app.test_client()
     for bad in (client.redirect_uri + "/", client.redirect_uri + "?x=1", "https://evil.example/cb"):
