@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from providercenter.auth.v1 import token_pb2, token_pb2_grpc
 from services.auth import grpc_server
@@ -97,10 +98,7 @@ def test_alg_none(stub, auth_container: Container) -> None:
 def test_hmac_signed_with_public_key(stub, auth_container: Container) -> None:
     key = auth_container.signing.current()
     public_pem = key.private.get_public_key().public_bytes(
-        encoding=__import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).Encoding.PEM,
-        format=__import__(
-            "cryptography.hazmat.primitives.serialization", fromlist=["x"]
-        ).PublicFormat.SubjectPublicKeyInfo,
+        encoding=serialization.Encoding.PEM, format=serialization.PublicFormat.SubjectPublicKeyInfo
     )
     _head, payload, _sig = _issue(auth_container).split(".")
     header = _b64(json.dumps({"alg": "HS256", "kid": key.kid}).encode())
