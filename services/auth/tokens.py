@@ -103,8 +103,12 @@ class AccessTokens:
         token = _JWS.serialize_compact(header, json.dumps(claims, separators=(",", ":")), key.private)
         return token.decode(), claims
 
-    def verify(self, token: str, audience: str, now: float | None = None) -> AccessClaims:
-        """The token's claims, or :class:`TokenInvalid` naming the first check it failed."""
+    def verify(self, token: str, audience: str | None, now: float | None = None) -> AccessClaims:
+        """The token's claims, or :class:`TokenInvalid` naming the first check it failed.
+
+        ``audience=None`` skips the audience check: only for auth's own endpoints
+        (UserInfo, introspection), which accept tokens issued for any client.
+        """
         now = time.time() if now is None else now
         header = _header(token)
         if header.get("alg") != ALGORITHM:
@@ -130,7 +134,7 @@ class AccessTokens:
         if claims["iss"] != self.issuer:
             raise TokenInvalid(Inactive.WRONG_ISSUER)
         aud = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        if audience not in aud:
+        if audience is not None and audience not in aud:
             raise TokenInvalid(Inactive.WRONG_AUDIENCE)
         try:
             exp, iat = int(claims["exp"]), int(claims["iat"])

@@ -176,3 +176,16 @@ class OutboxMessage(Base):
     relayed_at: Mapped[datetime | None]
     notify_message_id: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Consent(Base):
+    """A user's consent to a third-party client for some scopes; revocable."""
+
+    __tablename__ = "consents"
+
+    user_pk: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    scopes: Mapped[list] = mapped_column(default=list)
+    granted_at: Mapped[datetime]

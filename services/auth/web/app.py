@@ -79,6 +79,9 @@ _STATELESS = {
     "oauth.discovery",
     "oauth.jwks",
     "oauth.token",
+    "oauth.userinfo",
+    "oauth.introspect",
+    "oauth.revoke",
 }
 
 
