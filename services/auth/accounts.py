@@ -79,3 +79,36 @@ def revoke_sessions(container: Container, *, user_id: str | None, sid: str | Non
         count = _end_everything(container, db, user)
         events.record(db, "sessions.revoked", user_id=user.user_id, practice_id=user.practice_id)
         return count
+
+
+def suspend_inactive(container: Container, *, days: int) -> list[str]:
+    """Suspend active accounts whose last sign-in (or creation, if never) is older than ``days``."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from services.common.db import utcnow
+
+    cutoff = utcnow() - timedelta(days=days)
+    suspended = []
+    with transaction(container.db) as db:
+        stale = db.scalars(
+            select(User).where(
+                User.status == "active", func.coalesce(User.last_sign_in_at, User.created_at) < cutoff
+            )
+        )
+        for user in stale:
+            user.status = "suspended"
+            user.status_reason = f"inactive for {days} days"
+            container.revocation.set_suspended(user.id, True)
+            _end_everything(container, db, user)
+            events.record(
+                db,
+                "account.suspended",
+                user_id=user.user_id,
+                practice_id=user.practice_id,
+                reason="inactivity",
+                details={"days": days},
+            )
+            suspended.append(user.user_id)
+    return suspended

@@ -10,7 +10,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.auth import clients, directory
+from services.auth.devices import DeviceCookies
 from services.auth.keys import KeyStore
+from services.auth.lockout import Lockout
 from services.auth.passwords import Passwords
 from services.auth.sessions import RevocationState, SessionStore
 from services.auth.settings import Settings
@@ -36,6 +38,8 @@ class Container:
     sessions: SessionStore
     revocation: RevocationState
     maintenance: Maintenance
+    lockout: Lockout
+    devices: DeviceCookies
 
 
 def build(settings: Settings) -> Container:
@@ -62,6 +66,8 @@ def build(settings: Settings) -> Container:
         sessions=SessionStore(client, keys, settings.session_max_s),
         revocation=RevocationState(client, keys),
         maintenance=Maintenance(client, settings.redis_prefix),
+        lockout=Lockout(client, keys, settings.lockout),
+        devices=DeviceCookies(settings.secret_key),
     )
 
 

@@ -149,9 +149,11 @@ def _user_add(args: argparse.Namespace) -> int:
 
     container = _container()
     password = _read_secret("password") if args.password_stdin else None
+    from services.auth import credentials
+
     try:
         with transaction(container.db) as db:
-            directory.add_user(
+            user = directory.add_user(
                 db,
                 container.passwords,
                 container.secret_box,
@@ -163,6 +165,9 @@ def _user_add(args: argparse.Namespace) -> int:
                 totp_secret=args.totp_secret,
                 roles=args.role or ["read_only"],
             )
+            violation = credentials.policy_violation(container, db, user, password) if password else None
+            if violation is not None:
+                raise directory.DirectoryError(f"password refused: {violation.message}")
     except directory.DirectoryError as exc:
         _fail(str(exc))
     print(f"user {args.user_id.lower()} added to {args.practice_id}")
@@ -178,6 +183,19 @@ def _user_status(args: argparse.Namespace) -> int:
     except accounts.AccountError as exc:
         _fail(str(exc))
     print(message)
+    return 0
+
+
+def _suspend_inactive(args: argparse.Namespace) -> int:
+    from services.auth import accounts
+
+    if args.days < 1:
+        _fail("--days must be at least 1")
+    suspended = accounts.suspend_inactive(_container(), days=args.days)
+    print(
+        f"{len(suspended)} account(s) suspended for inactivity"
+        + (": " + ", ".join(suspended) if suspended else "")
+    )
     return 0
 
 
@@ -292,6 +310,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         cmd = user.add_parser(action, help=text)
         cmd.add_argument("user_id")
         cmd.set_defaults(func=_user_status, action=action)
+
+    inactive = sub.add_parser(
+        "suspend-inactive", help="suspend accounts with no sign-in for N days (daily job)"
+    )
+    inactive.add_argument("--days", type=int, required=True)
+    inactive.set_defaults(func=_suspend_inactive)
 
     ev = sub.add_parser("events", help="the security event log")
     ev.add_argument("--user")

@@ -1,20 +1,32 @@
-"""The sign-in rules: User ID + password, then the second factor.
+"""The sign-in rules: User ID + password, then the second factor, under the
+lockout and throttling rules of lockout.py.
 
 Web code asks this module what happened and shows the matching page; the
-rules (what is checked, in which order, what is logged) live here only.
+rules (what is checked, in which order, what is logged and emailed) live
+here only. Order matters:
+
+1. lockout/throttle admission in Redis, before any password work (and if
+   Redis cannot answer, refuse: fail closed);
+2. the password (argon2id; an unknown User ID costs the same);
+3. only after the right password, the account status (so strangers learn
+   nothing about suspended accounts);
+4. the second factor — always: TOTP (each time step once) or a recovery code.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 
+import redis
 from sqlalchemy.orm import Session
 
-from services.auth import directory, events, totp
+from services.auth import directory, events, link_tokens, outbox, recovery_codes, totp
 from services.auth.bootstrap import Container
 from services.auth.events import Origin
+from services.auth.lockout import Attempt, Kind, Verdict
 from services.auth.store.models import Practice, User
 from services.common.db import transaction, utcnow
 
@@ -22,21 +34,20 @@ from services.common.db import transaction, utcnow
 class Outcome(Enum):
     OK = "ok"
     BAD_CREDENTIALS = "bad_credentials"
+    LOCKED = "locked"
+    THROTTLED = "throttled"
+    UNAVAILABLE = "unavailable"
     SUSPENDED = "suspended"
     NEEDS_ENROLLMENT = "needs_enrollment"
     BAD_CODE = "bad_code"
 
 
 @dataclass(frozen=True)
-class PasswordResult:
+class Result:
     outcome: Outcome
     user_pk: str | None = None
     user_id: str | None = None
-
-
-@dataclass(frozen=True)
-class CodeResult:
-    outcome: Outcome
+    retry_after_s: int = 0
     amr: tuple[str, ...] = ()
 
 
@@ -44,26 +55,52 @@ class SignIn:
     def __init__(self, container: Container) -> None:
         self.c = container
 
-    def check_password(self, user_id: str, password: str, origin: Origin) -> PasswordResult:
-        """Verify the first factor. An unknown User ID costs the same work as a known one."""
+    def _admit(self, kind: Kind, user_id: str, device: str | None, origin: Origin) -> Attempt | Result:
+        try:
+            attempt = self.c.lockout.begin(kind, user_id, device, origin.ip, time.time())
+        except redis.RedisError:
+            return Result(Outcome.UNAVAILABLE)
+        if attempt.verdict is Verdict.ADMITTED:
+            return attempt
+        outcome = Outcome.LOCKED if attempt.verdict is Verdict.LOCKED else Outcome.THROTTLED
+        with transaction(self.c.db) as db:
+            events.record(
+                db,
+                f"sign_in.{kind.value}",
+                user_id=user_id,
+                outcome="refused",
+                reason=outcome.value,
+                origin=origin,
+            )
+        return Result(outcome, retry_after_s=attempt.retry_after_s)
+
+    def check_password(
+        self, user_id: str, password: str, origin: Origin, device_cookie: str | None
+    ) -> Result:
+        """Verify the first factor."""
         submitted = directory.normalise_user_id(user_id)[:64]
+        device = self.c.devices.device_for(device_cookie, submitted)
+        admitted = self._admit(Kind.PASSWORD, submitted, device, origin)
+        if isinstance(admitted, Result):
+            # Refused before any password check; the work is still spent so
+            # timing does not tell a locked account from a wrong password.
+            self.c.passwords.burn(password)
+            return admitted
+        attempt = admitted
         with transaction(self.c.db) as db:
             user = directory.find_user(db, submitted)
             ok = self.c.passwords.verify(user.password_hash if user else None, password)
             if not ok or user is None:
-                events.record(
-                    db,
-                    "sign_in.password",
-                    user_id=submitted,
-                    outcome="failure",
-                    reason="bad_credentials",
-                    origin=origin,
-                    practice_id=user.practice_id if user else None,
+                self._failed(
+                    db, attempt, submitted, user, "sign_in.password", "bad_credentials", origin, device
                 )
-                return PasswordResult(Outcome.BAD_CREDENTIALS)
+                return Result(Outcome.BAD_CREDENTIALS)
             if user.password_hash and self.c.passwords.needs_rehash(user.password_hash):
                 user.password_hash = self.c.passwords.hash(password)
-            # Only now, after the right password, may the account's status be told.
+            try:
+                self.c.lockout.succeeded_step(attempt)
+            except redis.RedisError:
+                return Result(Outcome.UNAVAILABLE)
             if user.status != "active":
                 events.record(
                     db,
@@ -74,36 +111,118 @@ class SignIn:
                     reason=user.status,
                     origin=origin,
                 )
-                return PasswordResult(Outcome.SUSPENDED, user.id, user.user_id)
+                return Result(Outcome.SUSPENDED, user.id, user.user_id)
             events.record(
                 db, "sign_in.password", user_id=submitted, practice_id=user.practice_id, origin=origin
             )
             if user.totp_secret_enc is None:
-                return PasswordResult(Outcome.NEEDS_ENROLLMENT, user.id, user.user_id)
-            return PasswordResult(Outcome.OK, user.id, user.user_id)
+                return Result(Outcome.NEEDS_ENROLLMENT, user.id, user.user_id)
+            return Result(Outcome.OK, user.id, user.user_id)
 
-    def check_code(self, user_pk: str, code: str, origin: Origin, now: float | None = None) -> CodeResult:
+    def check_code(
+        self, user_pk: str, code: str, origin: Origin, device_cookie: str | None, now: float | None = None
+    ) -> Result:
         """Verify the second factor: a TOTP code (each time step once) or a recovery code."""
         now = time.time() if now is None else now
+        with self.c.db() as db:
+            user = db.get(User, user_pk)
+            if user is None or user.totp_secret_enc is None or user.status != "active":
+                return Result(Outcome.BAD_CODE)
+            user_id = user.user_id
+        device = self.c.devices.device_for(device_cookie, user_id)
+        admitted = self._admit(Kind.SECOND_FACTOR, user_id, device, origin)
+        if isinstance(admitted, Result):
+            return admitted
+        attempt = admitted
         with transaction(self.c.db) as db:
             user = db.get(User, user_pk)
-            if user is None or user.totp_secret_enc is None:
-                return CodeResult(Outcome.BAD_CREDENTIALS)
-            secret = self.c.secret_box.open(user.totp_secret_enc, user.id)
-            step = totp.matching_step(secret, code, now)
-            if step is not None and self._claim_step(user.id, step):
-                self._succeeded(db, user, origin, "otp")
-                return CodeResult(Outcome.OK, ("pwd", "otp"))
+            assert user is not None and user.totp_secret_enc is not None
+            amr: tuple[str, ...] = ()
+            reason = "bad_code"
+            if recovery_codes.looks_like_recovery_code(code):
+                if recovery_codes.redeem(db, self.c.settings.totp_key, user.id, code):
+                    amr = ("pwd", "rc")
+            else:
+                secret = self.c.secret_box.open(user.totp_secret_enc, user.id)
+                step = totp.matching_step(secret, code, now)
+                if step is not None:
+                    try:
+                        fresh = self._claim_step(user.id, step)
+                    except redis.RedisError:
+                        return Result(Outcome.UNAVAILABLE)
+                    if fresh:
+                        amr = ("pwd", "otp")
+                    else:
+                        reason = "replayed_code"
+            if not amr:
+                self._failed(db, attempt, user.user_id, user, "sign_in.code", reason, origin, device)
+                return Result(Outcome.BAD_CODE)
+            try:
+                self.c.lockout.signed_in(attempt, user.user_id, device)
+            except redis.RedisError:
+                return Result(Outcome.UNAVAILABLE)
+            user.last_sign_in_at = utcnow()
             events.record(
                 db,
-                "sign_in.code",
+                "sign_in.success",
                 user_id=user.user_id,
                 practice_id=user.practice_id,
-                outcome="failure",
-                reason="replayed_code" if step is not None else "bad_code",
                 origin=origin,
+                details={"factor": amr[1]},
             )
-            return CodeResult(Outcome.BAD_CODE)
+            return Result(Outcome.OK, user.id, user.user_id, amr=amr)
+
+    def _failed(
+        self,
+        db: Session,
+        attempt: Attempt,
+        submitted: str,
+        user: User | None,
+        event: str,
+        reason: str,
+        origin: Origin,
+        device: str | None,
+    ) -> None:
+        events.record(
+            db,
+            event,
+            user_id=submitted,
+            practice_id=user.practice_id if user else None,
+            outcome="failure",
+            reason=reason,
+            origin=origin,
+        )
+        if not attempt.locks_on_failure:
+            return
+        events.record(
+            db,
+            "account.locked",
+            user_id=submitted,
+            practice_id=user.practice_id if user else None,
+            origin=origin,
+            details={"failures": attempt.failures, "device": "trusted" if device else "unknown"},
+        )
+        if user is not None and user.status == "active":
+            self._email_lockout(db, user)
+
+    def _email_lockout(self, db: Session, user: User) -> None:
+        """Tell the owner, once per lockout, with a link that lifts it (it proves they hold the mailbox)."""
+        token = link_tokens.issue(db, user.id, "unlock")
+        until = self.c.lockout.locked_until(user.user_id, None)
+        practice = db.get(Practice, user.practice_id)
+        outbox.enqueue(
+            db,
+            "account_locked",
+            user.email,
+            {
+                "name": user.name,
+                "locked_until": _when(until) if until else "for a while",
+                "unlock_url": f"{self.c.settings.issuer}/unlock?token={token}",
+                "practice_name": practice.name if practice else "",
+                "support_email": self.c.settings.support_email,
+                "support_phone": self.c.settings.support_phone,
+            },
+        )
 
     def _claim_step(self, user_pk: str, step: int) -> bool:
         """Record the time step as used; False when it was used before (RFC 6238 §5.2)."""
@@ -111,18 +230,6 @@ class SignIn:
         # Kept past the ±1 window so the step cannot come back within it.
         return bool(self.c.redis.set(key, b"1", nx=True, ex=totp.STEP_S * (2 * totp.WINDOW + 2)))
 
-    def _succeeded(self, db: Session, user: User, origin: Origin, factor: str) -> None:
-        user.last_sign_in_at = utcnow()
-        events.record(
-            db,
-            "sign_in.success",
-            user_id=user.user_id,
-            practice_id=user.practice_id,
-            origin=origin,
-            details={"factor": factor},
-        )
 
-    def practice_name(self, practice_id: str) -> str:
-        with self.c.db() as db:
-            practice = db.get(Practice, practice_id)
-            return practice.name if practice else ""
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")

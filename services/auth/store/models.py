@@ -189,3 +189,17 @@ class Consent(Base):
     )
     scopes: Mapped[list] = mapped_column(default=list)
     granted_at: Mapped[datetime]
+
+
+class RecoveryToken(Base):
+    """A single-use emailed link token (password reset, unlock, invitation),
+    stored only as its SHA-256 hash."""
+
+    __tablename__ = "recovery_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_pk: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # reset | unlock | invite
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -1,0 +1,74 @@
+"""The account pages every signed-in user has at auth: where they are signed
+in, change password. (Account security belongs to the identity provider;
+the portal links here.)"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from services.auth import credentials, token_store
+from services.auth.store.models import Practice, User
+from services.auth.web.app import container
+from services.auth.web.signin_views import origin
+from services.common.db import transaction
+from services.common.web import check_csrf
+
+bp = Blueprint("account", __name__)
+
+
+def _signed_in_user_pk() -> str | None:
+    auth = session.get("auth")
+    if not auth or container().sessions.get(auth["sid"]) is None:
+        return None
+    return str(auth["user_pk"])
+
+
+@bp.get("/")
+def home() -> Response | str:
+    user_pk = _signed_in_user_pk()
+    if user_pk is None:
+        return redirect(url_for("signin.signin_form"))
+    with container().db() as db:
+        user = db.get(User, user_pk)
+        practice = db.get(Practice, user.practice_id) if user else None
+    return render_template(
+        "account.html",
+        user=user,
+        practice=practice,
+        portal_url=container().settings.portal_url,
+        message=request.args.get("done"),
+    )
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password() -> Response | str | tuple[str, int]:
+    user_pk = _signed_in_user_pk()
+    if user_pk is None:
+        return redirect(url_for("signin.signin_form"))
+    if request.method == "GET":
+        return render_template("change_password.html", error=None)
+    check_csrf()
+    current = request.form.get("current_password", "")[:1024]
+    new = request.form.get("new_password", "")[:2048]
+    confirm = request.form.get("confirm_password", "")[:2048]
+    c = container()
+    with transaction(c.db) as db:
+        user = db.get(User, user_pk)
+        if user is None:
+            return redirect(url_for("signin.signin_form"))
+        if not c.passwords.verify(user.password_hash, current):
+            return render_template("change_password.html", error="Your current password is not right."), 400
+        if new != confirm:
+            return render_template(
+                "change_password.html", error="The two new passwords are not the same."
+            ), 400
+        violation = credentials.set_password(c, db, user, new, origin=origin(), reason="change")
+        if violation is not None:
+            return render_template("change_password.html", error=violation.message), 400
+    # Other sessions of this user end, with their tokens: whoever knew the old password is out.
+    ended = c.sessions.end_all_for_user(user_pk, except_sid=session["auth"]["sid"])
+    with transaction(c.db) as db:
+        for sid in ended:
+            token_store.revoke_session(db, c.revocation, sid)
+    return redirect(url_for("account.home", done="password"))
