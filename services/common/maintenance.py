@@ -55,9 +55,7 @@ class Maintenance:
             # Unknown: say "not in maintenance" and let each feature fail closed on its own.
             return MaintenanceState(False, "")
         state = (
-            MaintenanceState(True, json.loads(raw).get("message", ""))
-            if raw
-            else MaintenanceState(False, "")
+            MaintenanceState(True, json.loads(raw).get("message", "")) if raw else MaintenanceState(False, "")
         )
         self._cached = (now, state)
         return state

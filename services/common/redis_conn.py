@@ -62,12 +62,18 @@ def start_server(directory: Path, *, port: int = 0, socket: Path | None = None) 
     directory.mkdir(parents=True, exist_ok=True)
     args = [
         redis_executable(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", str(directory),
-        "--maxmemory-policy", "noeviction",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+        "--maxmemory-policy",
+        "noeviction",
     ]
     if socket is not None:
         args += ["--unixsocket", str(socket), "--unixsocketperm", "700"]

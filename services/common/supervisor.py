@@ -58,22 +58,15 @@ def process_specs(env: Env) -> list[ProcessSpec]:
         ProcessSpec("auth-grpc", [*cli, "auth", "grpc"], grpc_ready=addr["auth_grpc"]),
         ProcessSpec("auth-web", [*cli, "auth", "web"], http_ready=addr["auth_issuer"] + "/healthz"),
         ProcessSpec("auth-relay", [*cli, "auth", "relay"]),
-        ProcessSpec(
-            "portal-web", [*cli, "portal", "web"], http_ready=addr["portal_url"] + "/healthz"
-        ),
+        ProcessSpec("portal-web", [*cli, "portal", "web"], http_ready=addr["portal_url"] + "/healthz"),
     ]
 
 
 def start(specs: list[ProcessSpec], env: Mapping[str, str]) -> dict[str, subprocess.Popen]:
-    return {
-        spec.name: subprocess.Popen(spec.argv, env=dict(env), start_new_session=True)
-        for spec in specs
-    }
+    return {spec.name: subprocess.Popen(spec.argv, env=dict(env), start_new_session=True) for spec in specs}
 
 
-def wait_ready(
-    specs: list[ProcessSpec], processes: dict[str, subprocess.Popen], timeout_s: float
-) -> None:
+def wait_ready(specs: list[ProcessSpec], processes: dict[str, subprocess.Popen], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     pending = [spec for spec in specs if spec.http_ready or spec.grpc_ready]
     while pending:

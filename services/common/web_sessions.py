@@ -99,10 +99,7 @@ class RedisSessionInterface(SessionInterface):
             return ServerSession(expired=True)
         stored = json.loads(raw)
         now = self.clock()
-        if (
-            now - stored["created"] > self.absolute_timeout_s
-            or now - stored["seen"] > self.idle_timeout_s
-        ):
+        if now - stored["created"] > self.absolute_timeout_s or now - stored["seen"] > self.idle_timeout_s:
             try:
                 self._client_factory().delete(self._key(sid))
             except redis.RedisError:
