@@ -59,6 +59,11 @@ class Settings:
     support_email: str = "support@providercenter.example"
     support_phone: str = "1-800-555-0199"
     web_workers: int = 2
+    # Recovery requests (forgot User ID / password) per client address and per
+    # submitted identifier, in a sliding window.
+    recovery_per_address: int = 10
+    recovery_per_account: int = 3
+    recovery_window_s: int = 3600
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
 
     @property
@@ -103,6 +108,9 @@ class Settings:
             support_email=config.get_str(env, "SUPPORT_EMAIL", "support@providercenter.example"),
             support_phone=config.get_str(env, "SUPPORT_PHONE", "1-800-555-0199"),
             web_workers=config.get_int(env, "AUTH_WEB_WORKERS", 2, minimum=1),
+            recovery_per_address=config.get_int(env, "AUTH_RECOVERY_PER_ADDRESS", 10, minimum=1),
+            recovery_per_account=config.get_int(env, "AUTH_RECOVERY_PER_ACCOUNT", 3, minimum=1),
+            recovery_window_s=config.get_int(env, "AUTH_RECOVERY_WINDOW_S", 3600, minimum=1),
             lockout=LockoutSettings(
                 threshold=config.get_int(env, "AUTH_LOCKOUT_THRESHOLD", 5, minimum=1),
                 first_wait_s=config.get_int(env, "AUTH_LOCKOUT_WAIT_S", 60, minimum=1),

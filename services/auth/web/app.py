@@ -67,10 +67,11 @@ def create_app(container: Container) -> Flask:
     app.jinja_env.globals["support_email"] = settings.support_email
     app.jinja_env.globals["support_phone"] = settings.support_phone
 
-    from services.auth.web import account_views, oauth_views, signin_views
+    from services.auth.web import account_views, oauth_views, recovery_views, signin_views
 
     app.register_blueprint(signin_views.bp)
     app.register_blueprint(account_views.bp)
+    app.register_blueprint(recovery_views.bp)
     app.register_blueprint(oauth_views.bp)
     return app
 
