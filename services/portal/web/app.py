@@ -1,0 +1,179 @@
+"""The portal's Flask app factory. Nothing connects at import or build time.
+
+``create_app(settings)`` builds the real thing (adapters from
+:mod:`services.portal.bootstrap`); tests pass fakes or their own real
+adapters for any of the keyword arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis
+import requests
+from authlib.integrations.flask_client import OAuth
+from flask import Flask, Response, request
+from sqlalchemy import Engine
+
+from services.common import db, web
+from services.common.maintenance import Maintenance
+from services.common.redis_conn import Keys
+from services.common.token_client import TokenServiceUnavailable, TokenVerifier
+from services.common.web_sessions import RedisSessionInterface, ServerSession
+from services.portal import bootstrap
+from services.portal.settings import Settings
+from services.portal.tokens import RedisTokenStore, RefreshBusy
+from services.portal.web import dashboard, pages, signin
+from services.portal.web.context import EXTENSION, Portal, current_session
+
+log = logging.getLogger(__name__)
+
+# Requests that must answer even in maintenance or while Redis is down.
+ALWAYS_SERVED = frozenset({"healthz", "readyz", "static"})
+# How long the portal waits for auth's HTTP endpoints (discovery, token, JWKS).
+AUTH_HTTP_TIMEOUT_S = 5.0
+
+
+class PortalSessionInterface(RedisSessionInterface):
+    """Server-side sessions whose save failing (Redis gone mid-request) gives a 503.
+
+    Without this the response already built — often a redirect that assumes
+    the session was saved — would go out, or Flask would answer a bare 500.
+    """
+
+    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
+        try:
+            super().save_session(app, session, response)
+        except redis.RedisError as exc:
+            log.warning("session not saved: Redis unavailable", extra={"reason": type(exc).__name__})
+            replacement = pages.unavailable()
+            response.status_code = replacement.status_code
+            response.set_data(replacement.get_data())
+            response.mimetype = replacement.mimetype
+            response.headers.pop("Location", None)
+            response.headers["Retry-After"] = replacement.headers["Retry-After"]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    verifier: TokenVerifier | None = None,
+    redis_client: redis.Redis | None = None,
+    engine: Engine | None = None,
+    oidc_metadata: Mapping[str, Any] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
+    """Build the portal's web app.
+
+    ``oidc_metadata`` replaces auth's discovery document (otherwise fetched
+    from ``AUTH_ISSUER/.well-known/openid-configuration`` on first sign-in);
+    ``clock`` drives session time-outs and the refresh decision.
+    """
+    if verifier is None:
+        verifier = bootstrap.token_verifier(settings)
+    if redis_client is None:
+        redis_client = bootstrap.redis_client(settings)
+    if engine is None:
+        engine = bootstrap.engine(settings)
+    keys = Keys(settings.redis_key_prefix, "portal")
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        PREFERRED_URL_SCHEME="https" if settings.tls else "http",
+    )
+    sessions = PortalSessionInterface(
+        lambda: redis_client,
+        keys,
+        settings.session_cookie_name,
+        idle_timeout_s=settings.session_idle_s,
+        absolute_timeout_s=settings.session_max_s,
+        secure=settings.tls,
+        clock=clock,
+    )
+    app.session_interface = sessions
+
+    oauth = OAuth(app)
+    client_kwargs = {
+        "scope": "openid profile email",
+        "code_challenge_method": "S256",
+        "token_endpoint_auth_method": "client_secret_basic",
+        "default_timeout": AUTH_HTTP_TIMEOUT_S,
+    }
+    if oidc_metadata is not None:
+        oidc = oauth.register(
+            "auth",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            client_kwargs=client_kwargs,
+            **dict(oidc_metadata),
+        )
+    else:
+        oidc = oauth.register(
+            "auth",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            client_kwargs=client_kwargs,
+            server_metadata_url=settings.discovery_url,
+        )
+
+    app.extensions[EXTENSION] = Portal(
+        settings=settings,
+        verifier=verifier,
+        token_store=RedisTokenStore(redis_client, keys),
+        oidc=oidc,
+        db=db.session_factory(engine),
+        sessions=sessions,
+        clock=clock,
+    )
+
+    web.install(
+        app,
+        service="portal",
+        readiness_checks={
+            "database": lambda: db.ping(engine),
+            "redis": lambda: _ping(redis_client),
+            "auth_grpc": verifier.check_ready,
+        },
+        tls=settings.tls,
+    )
+    maintenance = Maintenance(redis_client, settings.redis_key_prefix)
+
+    @app.before_request
+    def _maintenance() -> Response | None:
+        if request.endpoint in ALWAYS_SERVED:
+            return None
+        state = maintenance.state()
+        return pages.maintenance(state.message) if state.on else None
+
+    @app.before_request
+    def _sessions_available() -> Response | None:
+        if request.endpoint in ALWAYS_SERVED:
+            return None
+        return pages.unavailable() if current_session().unavailable else None
+
+    app.before_request(signin.require_sign_in)
+
+    @app.context_processor
+    def _template_helpers() -> dict[str, Any]:
+        return {"csrf_token": web.csrf_token}
+
+    for unavailable in (TokenServiceUnavailable, redis.RedisError, requests.RequestException, RefreshBusy):
+        app.register_error_handler(unavailable, _unavailable)
+
+    app.register_blueprint(signin.bp)
+    app.register_blueprint(dashboard.bp)
+    return app
+
+
+def _ping(client: redis.Redis) -> None:
+    client.ping()
+
+
+def _unavailable(exc: Exception) -> Response:
+    log.warning("dependency unavailable", extra={"reason": f"{type(exc).__name__}: {exc}"[:200]})
+    return pages.unavailable()
