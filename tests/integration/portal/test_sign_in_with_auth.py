@@ -37,7 +37,7 @@ TX = re.compile(r'name="tx" value="([^"]+)"')
 
 
 @dataclass
-class Stack:
+class Wired:
     auth_url: str
     auth: object  # services.auth.bootstrap.Container
     portal_app: Flask
@@ -50,7 +50,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(databases: Databases, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Stack]:
+def wired(databases: Databases, redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Wired]:
     from services.auth import grpc_server
     from services.auth.web.app import create_app as create_auth_app
     from tests.support.auth_factory import auth_env, make_container
@@ -94,7 +94,7 @@ def stack(databases: Databases, redis_url: str, redis_prefix: str, tmp_path: Pat
     engine = make_engine(portal_db)
     app = create_app(settings, engine=engine, clock=clock)  # the real verifier, Redis and discovery
     try:
-        yield Stack(auth_url, container, app, app.test_client(), clock)
+        yield Wired(auth_url, container, app, app.test_client(), clock)
     finally:
         app.extensions[EXTENSION].verifier.close()
         grpc.stop(0).wait()
@@ -142,31 +142,31 @@ def local(url: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def start(stack: Stack, path: str = "/") -> str:
+def start(wired: Wired, path: str = "/") -> str:
     """Ask the portal for a page and follow it to auth; returns the authorization URL."""
-    to_login = stack.portal.get(path)
+    to_login = wired.portal.get(path)
     assert to_login.status_code == 302
-    to_auth = stack.portal.get(to_login.headers["Location"])
+    to_auth = wired.portal.get(to_login.headers["Location"])
     assert to_auth.status_code == 302
     location = to_auth.headers["Location"]
-    assert location.startswith(f"{stack.auth_url}/authorize?")
+    assert location.startswith(f"{wired.auth_url}/authorize?")
     return location
 
 
-def test_sign_in_refresh_and_sign_out_through_auth(stack: Stack) -> None:
+def test_sign_in_refresh_and_sign_out_through_auth(wired: Wired) -> None:
     from tests.support.auth_factory import make_practice, make_user
 
-    practice_id = make_practice(stack.auth, "Birchwood Vision Care")  # type: ignore[arg-type]
-    user = make_user(stack.auth, practice_id, roles=["admin"])  # type: ignore[arg-type]
+    practice_id = make_practice(wired.auth, "Birchwood Vision Care")  # type: ignore[arg-type]
+    user = make_user(wired.auth, practice_id, roles=["admin"])  # type: ignore[arg-type]
     browser = requests.Session()
 
-    callback = sign_in_at_auth(browser, start(stack, "/?tab=recent"), user)
+    callback = sign_in_at_auth(browser, start(wired, "/?tab=recent"), user)
     assert callback.startswith(f"{PORTAL_URL}/auth/callback?")
-    landed = stack.portal.get(local(callback))
+    landed = wired.portal.get(local(callback))
     assert landed.status_code == 302, landed.get_data(as_text=True)[:500]
     assert landed.headers["Location"] == "/?tab=recent"
 
-    dashboard = stack.portal.get("/")
+    dashboard = wired.portal.get("/")
     html = dashboard.get_data(as_text=True)
     assert dashboard.status_code == 200, html[:500]
     assert f"Welcome, {user.name}" in html
@@ -174,71 +174,71 @@ def test_sign_in_refresh_and_sign_out_through_auth(stack: Stack) -> None:
     assert "Account administrator" in html
 
     # Near the end of the access token's 5 minutes the portal refreshes it (auth rotates the refresh token).
-    with stack.portal.session_transaction() as session:
+    with wired.portal.session_transaction() as session:
         ref = session["signed_in"]["ref"]
-    before = stack.ctx.token_store.load(ref, 60)
-    stack.clock.advance(280)
-    assert stack.portal.get("/").status_code == 200
-    after = stack.ctx.token_store.load(ref, 60)
+    before = wired.ctx.token_store.load(ref, 60)
+    wired.clock.advance(280)
+    assert wired.portal.get("/").status_code == 200
+    after = wired.ctx.token_store.load(ref, 60)
     assert before is not None and after is not None
     assert after.access_token != before.access_token
     assert after.refresh_token and after.refresh_token != before.refresh_token
-    assert stack.portal.get("/").status_code == 200
+    assert wired.portal.get("/").status_code == 200
 
     # Sign out: the portal session ends, then auth ends its own and sends the browser back.
-    token = _field(CSRF, stack.portal.get("/").get_data(as_text=True))
-    out = stack.portal.post("/logout", data={"csrf_token": token})
+    token = _field(CSRF, wired.portal.get("/").get_data(as_text=True))
+    out = wired.portal.post("/logout", data={"csrf_token": token})
     assert out.status_code == 302
     end_session = out.headers["Location"]
-    assert end_session.startswith(f"{stack.auth_url}/logout?")
+    assert end_session.startswith(f"{wired.auth_url}/logout?")
     query = parse_qs(urlsplit(end_session).query)
     assert query["post_logout_redirect_uri"] == [f"{PORTAL_URL}/signed-out"]
     assert query["id_token_hint"][0].count(".") == 2
     back = browser.get(end_session, allow_redirects=False, timeout=5)
     assert back.status_code == 302
     assert back.headers["Location"] == f"{PORTAL_URL}/signed-out"
-    assert "You have signed out" in stack.portal.get("/signed-out").get_data(as_text=True)
+    assert "You have signed out" in wired.portal.get("/signed-out").get_data(as_text=True)
 
     # The revoked access token is refused (after the verifier's one-second cache).
-    stack.clock.advance(2)
+    wired.clock.advance(2)
     time.sleep(1.1)
-    assert not stack.ctx.verifier.verify(after.access_token).active
-    assert stack.portal.get("/").status_code == 302
+    assert not wired.ctx.verifier.verify(after.access_token).active
+    assert wired.portal.get("/").status_code == 302
 
 
-def test_a_portal_time_out_makes_auth_ask_again(stack: Stack) -> None:
+def test_a_portal_time_out_makes_auth_ask_again(wired: Wired) -> None:
     from tests.support.auth_factory import make_user
 
-    user = make_user(stack.auth)  # type: ignore[arg-type]
+    user = make_user(wired.auth)  # type: ignore[arg-type]
     browser = requests.Session()
-    callback = sign_in_at_auth(browser, start(stack), user)
-    stack.portal.get(local(callback))
-    assert stack.portal.get("/").status_code == 200
+    callback = sign_in_at_auth(browser, start(wired), user)
+    wired.portal.get(local(callback))
+    assert wired.portal.get("/").status_code == 200
 
     # Without the time-out, auth's live session signs the browser straight back in.
-    stack.clock.advance(901)
-    authorize = start(stack)
+    wired.clock.advance(901)
+    authorize = start(wired)
     assert parse_qs(urlsplit(authorize).query)["prompt"] == ["login"]
     response = browser.get(authorize, allow_redirects=False, timeout=5)
     assert response.status_code == 302
     assert not response.headers["Location"].startswith(PORTAL_URL)  # to auth's sign-in page
     callback = sign_in_at_auth(browser, authorize, user, code_step=1)
-    assert stack.portal.get(local(callback)).status_code == 302
-    assert stack.portal.get("/").status_code == 200
+    assert wired.portal.get(local(callback)).status_code == 302
+    assert wired.portal.get("/").status_code == 200
 
 
-def test_cancelling_at_auth_shows_the_friendly_page(stack: Stack) -> None:
-    authorize = start(stack)
+def test_cancelling_at_auth_shows_the_friendly_page(wired: Wired) -> None:
+    authorize = start(wired)
     state = parse_qs(urlsplit(authorize).query)["state"][0]
-    response = stack.portal.get(f"/auth/callback?error=access_denied&state={state}")
+    response = wired.portal.get(f"/auth/callback?error=access_denied&state={state}")
     assert response.status_code == 400
     assert "Sign-in did not complete" in response.get_data(as_text=True)
 
 
-def test_auth_down_is_503_not_500(stack: Stack) -> None:
+def test_auth_down_is_503_not_500(wired: Wired) -> None:
     # Forget discovery and point it at a closed port: the next sign-in must fetch it and cannot.
-    stack.ctx.oidc.server_metadata.clear()
-    stack.ctx.oidc._server_metadata_url = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"
-    response = stack.portal.get("/login")
+    wired.ctx.oidc.server_metadata.clear()
+    wired.ctx.oidc._server_metadata_url = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"
+    response = wired.portal.get("/login")
     assert response.status_code == 503
     assert "The portal is temporarily unavailable" in response.get_data(as_text=True)
