@@ -60,37 +60,52 @@ if in_window >= tonumber(ARGV[8]) then
   return {'throttled', math.max(retry, 1), 0, 0}
 end
 for _, key in ipairs({KEYS[2], KEYS[1]}) do
-  -- Failures are forgotten reset_after seconds after the last one (the TTL does the
-  -- same, but checking here keeps the rule on the caller's clock, which tests inject).
-  local last = tonumber(redis.call('HGET', key, 'last') or '0')
-  if last > 0 and now - last > tonumber(ARGV[6]) then
-    redis.call('DEL', key)
-  end
   local until_ = tonumber(redis.call('HGET', key, 'locked_until') or '0')
   if until_ > now then
     return {'locked', math.ceil(until_ - now), 0, 0}
+  end
+  -- Failures are forgotten reset_after seconds after the last one (the TTL does the
+  -- same, but checking here keeps the rule on the caller's clock, which tests inject).
+  -- A lock still running is never forgotten: a permanent one waits for an administrator.
+  local last = tonumber(redis.call('HGET', key, 'last') or '0')
+  if last > 0 and now - last > tonumber(ARGV[6]) then
+    redis.call('DEL', key)
   end
 end
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 redis.call('HSET', KEYS[1], 'last', now)
 local threshold = tonumber(ARGV[3])
 local newly_locked = 0
+local permanent = false
+local ttl = tonumber(ARGV[6])
 if failures >= threshold then
   local until_
   if ARGV[7] == '1' then
     until_ = """
     + str(PERMANENT_UNTIL)
     + """
+    permanent = true
   else
-    local wait = tonumber(ARGV[4]) * (2 ^ (failures - threshold))
-    until_ = now + math.min(wait, tonumber(ARGV[5]))
+    local wait = math.min(tonumber(ARGV[4]) * (2 ^ (failures - threshold)), tonumber(ARGV[5]))
+    until_ = now + wait
+    ttl = ttl + wait
   end
   redis.call('HSET', KEYS[1], 'locked_until', until_)
   newly_locked = 1
 end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+-- The set of a user's counter keys is how unlock finds them: it lives as long as its
+-- longest-lived member, and for ever (like its member) once a lock is permanent.
+local set_is_permanent = redis.call('TTL', KEYS[4]) == -1
 redis.call('SADD', KEYS[4], KEYS[1])
-redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
+if permanent then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[4])
+else
+  redis.call('EXPIRE', KEYS[1], ttl)
+  if not set_is_permanent and redis.call('TTL', KEYS[4]) < ttl then
+    redis.call('EXPIRE', KEYS[4], ttl)
+  end
+end
 redis.call('ZADD', KEYS[3], now, ARGV[2])
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[9]))
 return {'admitted', 0, failures, newly_locked}
@@ -98,11 +113,15 @@ return {'admitted', 0, failures, newly_locked}
 )
 
 # The attempt succeeded: give back its pessimistic failure (and the lock it set).
-# KEYS: 1 counter hash, 2 address window. ARGV: attempt id, threshold
+# KEYS: 1 counter hash, 2 address window.
+# ARGV: attempt id, threshold, whether this attempt set the lock (0/1), reset after
 _REFUND = """
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', -1)
-if failures < tonumber(ARGV[2]) then
+-- An attempt is only admitted while no lock runs, so a lock this attempt set is its
+-- own (also past the threshold, after an earlier lock ended) and goes with it.
+if failures < tonumber(ARGV[2]) or ARGV[3] == '1' then
   redis.call('HDEL', KEYS[1], 'locked_until')
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 end
 if failures <= 0 then
   redis.call('DEL', KEYS[1])
@@ -188,7 +207,12 @@ class Lockout:
         failures stand until the whole sign-in completes."""
         self._refund(
             keys=[attempt.counter_key, attempt.address_key],
-            args=[attempt.attempt_id, self.settings.threshold],
+            args=[
+                attempt.attempt_id,
+                self.settings.threshold,
+                "1" if attempt.locks_on_failure else "0",
+                self.settings.reset_after_s,
+            ],
         )
 
     def signed_in(self, attempt: Attempt, user_id: str, device: str | None) -> None:
@@ -214,7 +238,12 @@ class Lockout:
         """An administrator (or the owner through the unlock email) lifts every lock."""
         keys_key = self._keys("lock-keys", user_id.lower())
         members = [m.decode() for m in self._redis.smembers(keys_key)]
-        self._redis.delete(keys_key, *members, self._counter(Kind.SECOND_FACTOR, user_id.lower(), None))
+        self._redis.delete(
+            keys_key,
+            *members,
+            self._counter(Kind.PASSWORD, user_id.lower(), None),
+            self._counter(Kind.SECOND_FACTOR, user_id.lower(), None),
+        )
 
     def locked_until(self, user_id: str, device: str | None) -> float | None:
         """When the lock that applies to this device ends (for pages and mail), or None."""
