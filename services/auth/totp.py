@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import unicodedata
 
 import pyotp
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -25,8 +26,10 @@ def new_secret() -> str:
 
 def matching_step(secret: str, code: str, now: float) -> int | None:
     """The time step within ±WINDOW whose code equals ``code``, or None."""
-    code = code.strip().replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    # NFKC turns full-width digits (some keyboards type them) into ASCII; anything
+    # else non-ASCII is refused here, before compare_digest, which raises on it.
+    code = unicodedata.normalize("NFKC", code).strip().replace(" ", "")
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_S)
     current = int(now // STEP_S)
