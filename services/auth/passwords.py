@@ -3,12 +3,17 @@
 Unknown users cost the same work as known ones: callers verify against
 :data:`DUMMY_HASH`-like hashes made with the same parameters, so response
 time does not reveal which User IDs exist.
+
+Passwords are NFKC-normalised before hashing and before verifying, so the same
+password typed on another keyboard (full-width, composed or decomposed) matches.
 """
 
 from __future__ import annotations
 
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from services.auth.password_policy import normalise
 
 
 class Passwords:
@@ -23,17 +28,18 @@ class Passwords:
         )
         # A real hash of a random secret, made with the current parameters.
         self._dummy = self._hasher.hash("dummy password that matches nothing 8c1f")
+        self._parameters = extract_parameters(self._dummy)
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        return self._hasher.hash(normalise(password))
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; with no stored hash, do the same work and say no."""
         try:
             if stored_hash is None:
-                self._hasher.verify(self._dummy, password)
+                self._hasher.verify(self._dummy, normalise(password))
                 return False
-            return self._hasher.verify(stored_hash, password)
+            return self._hasher.verify(stored_hash, normalise(password))
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
@@ -42,8 +48,21 @@ class Passwords:
         self.verify(None, password)
 
     def needs_rehash(self, stored_hash: str) -> bool:
-        """True when the hash was made with weaker parameters than today's."""
+        """True when the hash was made with weaker parameters than today's.
+
+        Not argon2-cffi's ``check_needs_rehash``, which is true for any difference
+        and so would rehash a stronger hash (argon2-cffi's own default, say) down.
+        """
         try:
-            return self._hasher.check_needs_rehash(stored_hash)
+            stored = extract_parameters(stored_hash)
         except InvalidHashError:
             return True
+        current = self._parameters
+        return (
+            stored.type is not Type.ID
+            or stored.version < current.version
+            or stored.memory_cost < current.memory_cost
+            or stored.time_cost < current.time_cost
+            or stored.hash_len < current.hash_len
+            or stored.salt_len < current.salt_len
+        )
