@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-UV_VERSION := 0.13.9
-UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+# The install and proto steps live in deploy/build.sh, which the container image runs too.
+BUILD := deploy/build.sh
 PY := .venv/bin/python
 PROTOS := $(shell find proto -name '*.proto')
 GENERATED := providercenter/auth/v1/token_pb2.py providercenter/notify/v1/notify_pb2.py
@@ -12,19 +12,15 @@ GENERATED := providercenter/auth/v1/token_pb2.py providercenter/notify/v1/notify
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-.tools/bin/uv:
-	python3 -m venv .tools
-	.tools/bin/pip install --quiet uv==$(UV_VERSION)
-
-.venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-groups
+.venv/.synced: pyproject.toml uv.lock $(BUILD)
+	$(BUILD) install dev
 	@touch $@
 
 .PHONY: install
 install: .venv/.synced ## create the virtual environment from the lock file
 
 $(GENERATED): $(PROTOS) .venv/.synced
-	$(PY) -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. --pyi_out=. $(PROTOS)
+	$(BUILD) proto
 	@touch $(GENERATED)
 
 .PHONY: proto
@@ -36,7 +32,7 @@ run: proto ## start the whole system on embedded defaults (SQLite, embedded Redi
 
 .PHONY: lint
 lint: proto ## ruff over the code
-	.venv/bin/ruff check services tests
+	.venv/bin/ruff check services tests deploy
 
 .PHONY: test-unit
 test-unit: proto ## the fast loop: unit tests only
