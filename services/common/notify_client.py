@@ -25,9 +25,20 @@ from types import TracebackType
 import grpc
 
 from providercenter.notify.v1 import notify_pb2, notify_pb2_grpc
-from services.common.grpc_util import channel
+from services.common.grpc_util import MAX_MESSAGE_BYTES
 
 DEFAULT_TIMEOUT_S = 2.0
+
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.enable_retries", 0),
+    # gRPC's default reconnect backoff grows to 120 s, during which calls fail at once even
+    # though notify is back; a relay should see a restarted notify within seconds.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+]
 
 _STATE_NAMES = {
     notify_pb2.PENDING: "pending",
@@ -101,7 +112,7 @@ class NotifyClient:
     def _get_stub(self) -> notify_pb2_grpc.NotifyServiceStub:
         with self._lock:
             if self._stub is None:
-                self._channel = channel(self.address)
+                self._channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
                 self._stub = notify_pb2_grpc.NotifyServiceStub(self._channel)
             return self._stub
 

@@ -42,15 +42,15 @@ class TemplateSpec:
         return frozenset(self.required) | frozenset(self.defaults())
 
 
-def _spec(name: str, *required: str, urls: tuple[str, ...] = (), **optional: str) -> TemplateSpec:
+def _spec(name: str, /, *required: str, urls: tuple[str, ...] = (), **optional: str) -> TemplateSpec:
     return TemplateSpec(name=name, required=required, optional=optional, url_params=urls)
 
 
 TEMPLATES: Mapping[str, TemplateSpec] = {
     spec.name: spec
     for spec in (
-        # user_ids: one line per account, "USERID — Practice Name".
-        _spec("user_id_reminder", "user_ids"),
+        # user_ids: one line per account, "USERID — Practice Name"; name greets the owner if given.
+        _spec("user_id_reminder", "user_ids", name=""),
         _spec("password_reset", "name", "reset_url", "expires_minutes", urls=("reset_url",)),
         _spec("password_changed", "name", "when"),
         _spec("account_locked", "name", "locked_until", "unlock_url", urls=("unlock_url",)),

@@ -9,10 +9,17 @@ from __future__ import annotations
 import argparse
 import os
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.notify.store.models import STATES
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from services.notify.outbox import Outbox
+    from services.notify.settings import Settings
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +51,7 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from services.notify.settings import Settings
 
     return Settings.from_env(os.environ)
@@ -66,11 +73,23 @@ def _worker(args: argparse.Namespace) -> int:
     return bootstrap.run_worker(_settings())
 
 
-def _open_outbox():  # type: ignore[no-untyped-def]
+def _open_outbox() -> tuple[Engine, Outbox]:
+    """The outbox for an operator command; refuses a database that was never migrated."""
+    from sqlalchemy import inspect
+
+    from services.cli import CommandError
     from services.notify import bootstrap
 
     settings = _settings()
     engine = bootstrap.build_engine(settings)
+    try:
+        migrated = inspect(engine).has_table("messages")
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise CommandError(f"cannot open the notify database: {_short(exc)}") from exc
+    if not migrated:
+        engine.dispose()
+        raise CommandError("the notify database has no outbox yet; run: providerctl db upgrade notify")
     return engine, bootstrap.build_outbox(settings, engine)
 
 

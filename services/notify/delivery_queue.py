@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.db import transaction, utcnow
@@ -72,13 +72,14 @@ class DeliveryQueue:
         self._clock = clock
 
     @staticmethod
-    def _due(now: datetime):  # type: ignore[no-untyped-def]
+    def _due(now: datetime) -> ColumnElement[bool]:
+        """Pending and due, or being sent under a lease that has run out (its worker died)."""
         return or_(
             and_(Message.state == PENDING, Message.next_attempt_at <= now),
             and_(Message.state == SENDING, Message.lease_until < now),
         )
 
-    def _mine(self, message_id: str) -> tuple:  # type: ignore[type-arg]
+    def _mine(self, message_id: str) -> tuple[ColumnElement[bool], ...]:
         """The message is claimed by this worker and still being sent."""
         return (Message.id == message_id, Message.claimed_by == self.worker_id, Message.state == SENDING)
 

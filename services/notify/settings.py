@@ -13,6 +13,7 @@ from pathlib import Path
 
 from services.common.config import ConfigError, Env, get, get_bool, get_int, get_str, is_production, var_dir
 from services.common.db import database_url
+from services.notify.transports import parse_from_address, parse_smtp_url
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50052"
 DEFAULT_FROM = "Provider Center <no-reply@providercenter.example>"
@@ -94,14 +95,10 @@ class Settings:
                 f"NOTIFY_SMTP_TIMEOUT_S ({self.smtp_timeout_s})"
             )
         if self.smtp_url is not None:
-            from services.notify.transports import parse_smtp_url
-
             try:
                 parse_smtp_url(self.smtp_url)
             except ValueError as exc:
                 raise ConfigError(f"NOTIFY_SMTP_URL: {exc}") from exc
-        from services.notify.transports import parse_from_address
-
         try:
             parse_from_address(self.mail_from)
         except ValueError as exc:

@@ -204,16 +204,29 @@ def grpc_address(settings: Settings) -> Iterator[str]:
 
 
 @functools.cache
-def cli_prefix() -> tuple[str, ...]:
-    """``python -m services.cli notify`` (what the image runs) when every service's CLI
-    imports; before the other services have theirs, notify's own entry point."""
+def _full_cli_imports() -> bool:
     try:
         from services.cli import build_parser
 
         build_parser()
     except ImportError:
-        return (sys.executable, "-m", "services.notify")
-    return (sys.executable, "-m", "services.cli", "notify")
+        return False
+    return True
+
+
+def cli_prefix() -> tuple[str, ...]:
+    """``python -m services.cli notify`` (what the image and ``providerctl run`` start)
+    when every service's CLI imports; until then notify's own entry point."""
+    if _full_cli_imports():
+        return (sys.executable, "-m", "services.cli", "notify")
+    return (sys.executable, "-m", "services.notify")
+
+
+def ctl_prefix() -> tuple[str, ...]:
+    """What the ``providerctl`` console script runs, for one-shot operator commands."""
+    if _full_cli_imports():
+        return (sys.executable, "-c", "import sys; from services.cli import main; sys.exit(main())", "notify")
+    return (sys.executable, "-m", "services.notify")
 
 
 class NotifyProcess:
@@ -278,7 +291,7 @@ class Processes:
     def run(self, *args: str, timeout_s: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
         """A one-shot CLI command, e.g. ``notify retry ID``."""
         return subprocess.run(
-            [*cli_prefix(), *args],
+            [*ctl_prefix(), *args],
             cwd=REPO,
             env=self.env(**env),
             capture_output=True,

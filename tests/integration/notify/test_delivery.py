@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from services.cli import main as cli_main
 from services.common.db import session_factory
 from services.notify import bootstrap
 from services.notify.delivery_queue import DeliveryQueue, unsettled_attempts
@@ -23,12 +25,17 @@ from tests.integration.notify.conftest import (
     NotifyDb,
     Processes,
     SmtpServer,
+    ctl_prefix,
     enqueue,
     wait_until,
 )
 from tests.support.infra import random_id
 
 pytestmark = pytest.mark.integration
+
+
+def _prog() -> str:
+    return "providerctl" if ctl_prefix()[1] == "-c" else "notify"
 
 
 def smtp_worker(
@@ -118,7 +125,14 @@ def test_refused_recipient_is_dead_at_once(
 
 
 def test_attempts_exhausted_then_notify_retry_delivers(
-    settings: Settings, notify_db: NotifyDb, outbox: Outbox, smtp: SmtpServer, processes: Processes
+    settings: Settings,
+    notify_db: NotifyDb,
+    outbox: Outbox,
+    smtp: SmtpServer,
+    processes: Processes,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     smtp.stop()
     [message_id] = enqueue(outbox, 1)
@@ -128,13 +142,14 @@ def test_attempts_exhausted_then_notify_retry_delivers(
     dead = outbox.status(message_id)
     assert dead.attempts == 3 and "cannot connect" in (dead.last_error or "")
 
-    listing = processes.run("list", "--status", "dead")
-    assert listing.returncode == 0, listing.stderr
-    assert message_id in listing.stdout and "dead" in listing.stdout
-
-    retried = processes.run("retry", message_id)
-    assert retried.returncode == 0, retried.stderr
-    assert message_id in retried.stdout
+    # The operator's view and redrive, through providerctl's own code.
+    monkeypatch.setenv("NOTIFY_DATABASE_URL", notify_db.url)
+    monkeypatch.setenv("PC_VAR_DIR", str(tmp_path / "var"))
+    assert cli_main(["notify", "list", "--status", "dead"]) == 0
+    listing = capsys.readouterr().out
+    assert message_id in listing and "dead" in listing and "cannot connect" in listing
+    assert cli_main(["notify", "retry", message_id]) == 0
+    assert message_id in capsys.readouterr().out
     again = outbox.status(message_id)
     assert again.state == "pending" and again.attempts == 0
 
@@ -143,12 +158,13 @@ def test_attempts_exhausted_then_notify_retry_delivers(
         wait_until(lambda: outbox.status(message_id).state == "delivered", 10, "delivery after retry")
     assert smtp.inbox.message_ids() == {message_id: 1}
 
-    # A delivered message is never sent again, and an unknown id is a one-line failure.
-    refused = processes.run("retry", message_id)
-    assert refused.returncode == 1 and "already delivered" in refused.stderr
+    # A delivered message is never sent again.
+    assert cli_main(["notify", "retry", message_id]) == 1
+    assert "already delivered" in capsys.readouterr().err
+    # And as an operator's shell sees it: exit status 1 and a one-line reason.
     unknown = processes.run("retry", "0" * 32)
     assert unknown.returncode == 1
-    assert f"no message with id '{'0' * 32}'" in unknown.stderr.strip().splitlines()[-1]
+    assert unknown.stderr.strip().splitlines() == [f"{_prog()}: no message with id '{'0' * 32}'"]
 
 
 def test_expired_lease_is_reclaimed_and_the_old_owner_backs_off(
