@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services import migrate
@@ -169,10 +170,25 @@ def _watch_database(running: RunningServer, stop: threading.Event) -> None:
             log.warning("database health changed", extra={"serving": ok})
 
 
+def _migrate_at_start(settings: Settings) -> bool:
+    """Migrate if configured to; False (after one clear log line) if the database is unusable."""
+    if not settings.migrate_on_start:
+        return True
+    try:
+        ensure_schema(settings)
+    except SQLAlchemyError as exc:
+        log.error(
+            "cannot migrate the outbox database",
+            extra={"error": f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}"[:300]},
+        )
+        return False
+    return True
+
+
 def run_server(settings: Settings) -> int:
     """The ``notify server`` process: serve until SIGTERM/SIGINT, then drain."""
-    if settings.migrate_on_start:
-        ensure_schema(settings)
+    if not _migrate_at_start(settings):
+        return 1
     running = build_grpc_server(settings)
     stop_watch = threading.Event()
     watcher = threading.Thread(target=_watch_database, args=(running, stop_watch), daemon=True)
@@ -187,8 +203,8 @@ def run_server(settings: Settings) -> int:
 
 def run_worker(settings: Settings) -> int:
     """The ``notify worker`` process: deliver until SIGTERM/SIGINT, then release and exit."""
-    if settings.migrate_on_start:
-        ensure_schema(settings)
+    if not _migrate_at_start(settings):
+        return 1
     engine = build_engine(settings)
     worker = build_worker(settings, engine)
     stop = threading.Event()
