@@ -239,3 +239,23 @@ def test_inbox_fixture_counts_redeliveries(smtp: SmtpServer) -> None:
     transport.send(outgoing)
     assert smtp.inbox.message_ids() == {"a" * 32: 2}
     assert isinstance(smtp.inbox, Inbox)
+
+
+def test_a_send_that_outlasts_its_lease_is_still_recorded_as_delivered(
+    notify_db: NotifyDb, outbox: Outbox
+) -> None:
+    """If a slow send loses its lease and another worker reclaims the message, the first
+    worker's success still counts, and the second finds nothing left to send."""
+    [message_id] = enqueue(outbox, 1)
+    sessions = session_factory(notify_db.engine)
+    slow = DeliveryQueue(sessions, "slow", lease_s=0.2)
+    assert slow.claim(1) == [message_id]
+    started = slow.start_attempt(message_id, 8)
+    assert started is not None
+    time.sleep(0.3)  # the send takes longer than the lease
+    other = DeliveryQueue(sessions, "other", lease_s=30)
+    assert other.claim(1) == [message_id]
+    slow.record_delivered(started)  # the SMTP server did accept it
+    assert outbox.status(message_id).state == "delivered"
+    assert other.start_attempt(message_id, 8) is None
+    assert [a.outcome for a in notify_db.attempts(message_id)] == ["delivered"]
