@@ -10,6 +10,7 @@ import redis
 
 from services.common.redis_conn import connect
 from tests.support.infra import Databases, OwnRedis, random_id, shared_redis_url
+from tests.support.stack import Stack, make_stack
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +51,11 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
     dbs = Databases(tmp_path_factory.mktemp("db"))
     yield dbs
     dbs.drop_all()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, databases: Databases, redis_url: str) -> Iterator[Stack]:
+    """A configured, migrated, not yet started system of real processes; stopped at the end."""
+    system = make_stack(tmp_path / "stack", databases, redis_url)
+    yield system
+    system.stop()
