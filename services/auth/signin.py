@@ -26,9 +26,12 @@ from sqlalchemy.orm import Session
 from services.auth import directory, events, link_tokens, outbox, recovery_codes, totp
 from services.auth.bootstrap import Container
 from services.auth.events import Origin
-from services.auth.lockout import Attempt, Kind, Verdict
+from services.auth.lockout import PERMANENT_UNTIL, Attempt, Kind, Verdict
 from services.auth.store.models import Practice, User
 from services.common.db import transaction, utcnow
+
+# The event each kind of attempt is logged under, whether checked or refused.
+_EVENTS = {Kind.PASSWORD: "sign_in.password", Kind.SECOND_FACTOR: "sign_in.code"}
 
 
 class Outcome(Enum):
@@ -66,7 +69,7 @@ class SignIn:
         with transaction(self.c.db) as db:
             events.record(
                 db,
-                f"sign_in.{kind.value}",
+                _EVENTS[kind],
                 user_id=user_id,
                 outcome="refused",
                 reason=outcome.value,
@@ -147,7 +150,7 @@ class SignIn:
                 step = totp.matching_step(secret, code, now)
                 if step is not None:
                     try:
-                        fresh = self._claim_step(user.id, step)
+                        fresh = self.claim_step(user.id, step)
                     except redis.RedisError:
                         return Result(Outcome.UNAVAILABLE)
                     if fresh:
@@ -203,12 +206,12 @@ class SignIn:
             details={"failures": attempt.failures, "device": "trusted" if device else "unknown"},
         )
         if user is not None and user.status == "active":
-            self._email_lockout(db, user)
+            self._email_lockout(db, user, device)
 
-    def _email_lockout(self, db: Session, user: User) -> None:
+    def _email_lockout(self, db: Session, user: User, device: str | None) -> None:
         """Tell the owner, once per lockout, with a link that lifts it (it proves they hold the mailbox)."""
         token = link_tokens.issue(db, user.id, "unlock")
-        until = self.c.lockout.locked_until(user.user_id, None)
+        until = self.c.lockout.locked_until(user.user_id, device)
         practice = db.get(Practice, user.practice_id)
         outbox.enqueue(
             db,
@@ -224,7 +227,7 @@ class SignIn:
             },
         )
 
-    def _claim_step(self, user_pk: str, step: int) -> bool:
+    def claim_step(self, user_pk: str, step: int) -> bool:
         """Record the time step as used; False when it was used before (RFC 6238 §5.2)."""
         key = self.c.keys("totp-used", user_pk, step)
         # Kept past the ±1 window so the step cannot come back within it.
@@ -232,4 +235,6 @@ class SignIn:
 
 
 def _when(epoch: float) -> str:
+    if epoch >= PERMANENT_UNTIL:
+        return "an administrator or support unlocks it"
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import cast
 from urllib.parse import urlencode
 
+import redis
 import segno
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
@@ -63,14 +64,20 @@ def _refusal(result: Result, template: str, **context: object) -> Response | tup
         response.headers["Retry-After"] = str(result.retry_after_s)
         return response
     if result.outcome is Outcome.LOCKED:
-        until = datetime.fromtimestamp(time.time() + result.retry_after_s, UTC)
+        permanent = result.retry_after_s > 86400
+        # A permanent lock's end is far past what datetime can hold: it has no time to show.
+        until = (
+            ""
+            if permanent
+            else datetime.fromtimestamp(time.time() + result.retry_after_s, UTC).strftime("%H:%M UTC")
+        )
         response = current_app.make_response(
             (
                 render_template(
                     "locked.html",
                     minutes=max(1, -(-result.retry_after_s // 60)),
-                    until=until.strftime("%H:%M UTC"),
-                    permanent=result.retry_after_s > 86400,
+                    until=until,
+                    permanent=permanent,
                 ),
                 423,
             )
@@ -191,9 +198,17 @@ def enroll_submit() -> Response | tuple[str, int]:
     if pending is None or not pending.get("enroll") or "secret" not in pending:
         return _start_again()
     code = request.form.get("code", "")[:64]
-    if totp.matching_step(pending["secret"], code, time.time()) is None:
+    step = totp.matching_step(pending["secret"], code, time.time())
+    if step is None:
         return _render_enroll(pending, pending["secret"], BAD_CODE), 401
     c = container()
+    # The confirming code is an accepted code like any other: it must not work a second time.
+    try:
+        fresh = SignIn(c).claim_step(pending["user_pk"], step)
+    except redis.RedisError:
+        return unavailable_page()
+    if not fresh:
+        return _render_enroll(pending, pending["secret"], BAD_CODE), 401
     with transaction(c.db) as db:
         user = db.get(User, pending["user_pk"])
         if user is None or user.status != "active" or user.totp_enrolled_at is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -21,9 +22,12 @@ from sqlalchemy import select
 from services.auth.bootstrap import Container
 from services.auth.lockout import Lockout
 from services.auth.store.models import OutboxMessage, SecurityEvent, User
-from tests.support.auth_factory import TestUser
+from tests.support.auth_factory import TestUser as AuthUser
 
 REPO = Path(__file__).resolve().parents[4]
+# The console script operators run (``python -m services.cli`` imports the module twice,
+# as __main__ and as services.cli, so its error exits differ).
+PROVIDERCTL = Path(sys.executable).parent / "providerctl"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 SECRET = re.compile(r'id="totp-secret">([A-Z2-7 ]+)<')
 RECOVERY_CODE = re.compile(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>")
@@ -51,7 +55,7 @@ def cli_env(env: dict[str, str]) -> dict[str, str]:
 def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """``providerctl ARGS…`` as operators run it, with this test's configuration."""
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [str(PROVIDERCTL), *args],
         cwd=REPO,
         env=cli_env(env),
         input=stdin,
@@ -70,6 +74,22 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(interval_s)
+
+
+_USED_STEPS: dict[str, set[int]] = {}
+
+
+def fresh_code(user: AuthUser, secret: str | None = None) -> str:
+    """A valid code for ``user`` (or for a new ``secret`` of theirs) whose time step no
+    sign-in of this test has used yet: each step is accepted once per user, and the
+    steps either side are within the ±1 window."""
+    used = _USED_STEPS.setdefault(user.user_id, set())
+    current = int(time.time() // 30)
+    for step in (current, current + 1, current - 1):
+        if step not in used:
+            used.add(step)
+            return pyotp.TOTP(secret or user.totp_secret).at(step * 30)
+    raise AssertionError("more than three sign-ins in one 30-second step for one user")
 
 
 class Browser:
@@ -99,12 +119,12 @@ class Browser:
     def code(self, code: str) -> Any:
         return self.form("/signin/verify", code=code)
 
-    def sign_in(self, user: TestUser, code: str | None = None) -> Any:
+    def sign_in(self, user: AuthUser, code: str | None = None) -> Any:
         """Both factors; returns the verify step's response (302 to the account page on success)."""
         first = self.password(user.user_id, user.password)
         assert first.status_code == 302, (first.status_code, first.get_data(as_text=True)[:800])
         assert first.headers["Location"].endswith("/signin/verify"), first.headers["Location"]
-        return self.code(code or user.code())
+        return self.code(code or fresh_code(user))
 
     def device_cookie(self) -> str | None:
         cookie = self.client.get_cookie("pc_auth_device")
