@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     from services.notify import cli as notify_cli
     from services.portal import cli as portal_cli
 
-    parser = argparse.ArgumentParser(prog="providerctl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="providerctl", description="Provider Center admin command: subcommands grouped by service."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="start the whole system locally")
@@ -118,4 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m services.cli`` runs this file as __main__, a second copy of the
+    # module; CommandError must be the class subcommands raise, so run the real one.
+    from services.cli import main as _main
+
+    sys.exit(_main())

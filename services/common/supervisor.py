@@ -101,6 +101,17 @@ def stop(processes: dict[str, subprocess.Popen], grace_s: float = STOP_GRACE_S) 
             process.wait()
 
 
+def _answers(url: str) -> bool:
+    import redis
+
+    from services.common.redis_conn import connect
+
+    try:
+        return bool(connect(url).ping())
+    except redis.RedisError:
+        return False
+
+
 def run_all(env: Env, *, seed: bool = True) -> int:
     from services import migrate
     from services import seed as demo_seed
@@ -109,8 +120,12 @@ def run_all(env: Env, *, seed: bool = True) -> int:
     var = var_dir(env)
     child_env["PC_VAR_DIR"] = str(var)
     began = time.monotonic()
+    embedded_pid = None
     if not get(env, "REDIS_URL"):
+        already_running = (var / "redis.sock").exists() and _answers(f"unix://{var / 'redis.sock'}")
         child_env["REDIS_URL"] = redis_url(child_env)
+        if not already_running:
+            embedded_pid = int((var / "redis.pid").read_text())
         print(f"Redis: embedded server at {child_env['REDIS_URL']}")
     for service in migrate.SERVICES:
         migrate.upgrade(service, child_env)
@@ -126,6 +141,7 @@ def run_all(env: Env, *, seed: bool = True) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    parent = os.getppid()
     try:
         wait_ready(specs, processes, READY_TIMEOUT_S)
         addr = addresses(child_env)
@@ -139,6 +155,10 @@ def run_all(env: Env, *, seed: bool = True) -> int:
             flush=True,
         )
         while not stopping:
+            if os.getppid() != parent:
+                # Whoever started us (make, a terminal) is gone: nobody is left to press Ctrl-C.
+                print("parent process gone; stopping", flush=True)
+                stopping = True
             for name, process in processes.items():
                 if process.poll() is not None:
                     print(f"{name} exited with status {process.returncode}; stopping", flush=True)
@@ -151,3 +171,6 @@ def run_all(env: Env, *, seed: bool = True) -> int:
     finally:
         print("Stopping…", flush=True)
         stop(processes)
+        if embedded_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(embedded_pid, signal.SIGTERM)
