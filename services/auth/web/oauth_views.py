@@ -115,8 +115,11 @@ def authorize() -> Response | tuple[str, int]:
         return _redirect_error(
             redirect_uri, "invalid_request", state, "only response_mode=query is supported"
         )
+    principal = _signed_in_principal()
     try:
-        grant = server().get_consent_grant(end_user=None)
+        # The signed-in user goes in, or Authlib's prompt check answers prompt=none
+        # with login_required even when a session exists.
+        grant = server().get_consent_grant(end_user=principal)
     except OAuth2Error as error:
         if getattr(error, "redirect_uri", None):
             return cast(Response, server().handle_error_response(request, error))
@@ -130,7 +133,6 @@ def authorize() -> Response | tuple[str, int]:
     if args.get("max_age") and not args["max_age"].isdigit():
         return _redirect_error(redirect_uri, "invalid_request", state, "max_age must be a number of seconds")
 
-    principal = _signed_in_principal()
     fresh = _fresh_sign_in(values.get("login_tx", ""), principal)
     if principal is not None and not fresh and _needs_fresh_sign_in(prompts, args, principal.auth_time):
         principal = None
