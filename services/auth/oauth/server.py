@@ -30,8 +30,22 @@ from services.common.db import transaction, utcnow
 if TYPE_CHECKING:
     from services.auth.bootstrap import Container
 
-SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "offline_access", "practice"]
+# No "address" or "phone": the directory holds neither, so those scopes are not
+# advertised and, like any scope not understood, ignored (OIDC Core §5.4).
+SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access", "practice"]
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
+def granted_scope(client: OAuthClient, requested: str | None) -> str:
+    """What a user grant gets: the requested scopes the server supports and the
+    client is registered for, in the order asked; the rest is ignored, and the
+    token response's ``scope`` tells the client (RFC 6749 §3.3)."""
+    allowed = set(client.row.scopes) & set(SCOPES_SUPPORTED)
+    granted: list[str] = []
+    for scope in (requested or "").split():
+        if scope in allowed and scope not in granted:
+            granted.append(scope)
+    return " ".join(granted)
 
 
 def load_principal(container: Container, user_pk: str, sid: str, grant_id: str = "") -> Principal | None:
@@ -83,7 +97,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
                     client_id=request.client.client_id,
                     user_pk=principal.user_pk,
                     redirect_uri=payload.redirect_uri,
-                    scope=payload.scope or "",
+                    scope=granted_scope(request.client, payload.scope),
                     nonce=payload.data.get("nonce"),
                     sid=principal.sid,
                     auth_time=principal.auth_time,
@@ -94,6 +108,12 @@ class CodeGrant(grants.AuthorizationCodeGrant):
                     expires_at=utcnow() + timedelta(seconds=self.container.settings.code_ttl_s),
                 )
             )
+
+    def validate_requested_scope(self) -> None:
+        # Not Authlib's check, which refuses any scope it does not know: OpenID
+        # Connect asks that unknown scopes be ignored (Core §5.4); granted_scope
+        # narrows the grant instead.
+        return None
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> StoredCode | None:
         """Claim the code; a second use revokes what the first issued (RFC 6749 §4.1.2)."""

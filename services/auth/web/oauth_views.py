@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from services.auth import consents, token_store
 from services.auth.oauth.discovery import metadata
-from services.auth.oauth.server import ProviderServer, load_principal
+from services.auth.oauth.server import ProviderServer, granted_scope, load_principal
 from services.auth.web.app import container
 from services.common.db import transaction
 from services.common.web_sessions import ServerSession
@@ -133,6 +133,9 @@ def authorize() -> Response | tuple[str, int]:
     if args.get("max_age") and not args["max_age"].isdigit():
         return _redirect_error(redirect_uri, "invalid_request", state, "max_age must be a number of seconds")
 
+    scopes = granted_scope(client, grant.request.payload.scope).split()
+    if "openid" not in scopes:
+        return _redirect_error(redirect_uri, "invalid_scope", state, "this client may not ask for openid")
     fresh = _fresh_sign_in(values.get("login_tx", ""), principal)
     if principal is not None and not fresh and _needs_fresh_sign_in(prompts, args, principal.auth_time):
         principal = None
@@ -141,14 +144,13 @@ def authorize() -> Response | tuple[str, int]:
             return _redirect_error(redirect_uri, "login_required", state)
         return _start_sign_in(args)
     if not client.first_party:
-        scopes = set(grant.request.payload.scope.split())
         asked_again = "consent" in prompts and not _consent_just_given(values.get("consent_tx", ""))
         with container().db() as db:
-            has_consent = consents.covers(db, principal.user_pk, client.client_id, scopes)
+            has_consent = consents.covers(db, principal.user_pk, client.client_id, set(scopes))
         if asked_again or not has_consent:
             if "none" in prompts:
                 return _redirect_error(redirect_uri, "consent_required", state)
-            return _ask_consent(args, client.row.name, sorted(scopes))
+            return _ask_consent(args, client.row.name, scopes)
     return cast(Response, server().create_authorization_response(grant_user=principal, grant=grant))
 
 
