@@ -1,7 +1,8 @@
 """The authorization server: Authlib's Flask server with our grants, token
 format and storage.
 
-- authorization code + PKCE S256 (required, for every client) + OpenID Connect
+- authorization code + PKCE (S256 only; required of public clients, enforced
+  whenever a challenge was sent) + OpenID Connect
 - refresh tokens that rotate, with reuse detection
 - client credentials for internal services, audience fixed at registration
 """
@@ -13,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
@@ -189,6 +190,23 @@ class ServiceGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
+class S256Challenge(CodeChallenge):
+    """PKCE with S256 only (``plain`` protects nothing against a leaked request),
+    and required of public clients, which have no other proof at the token endpoint."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
+        if challenge and method is None:
+            # RFC 7636 §4.3 would read a missing method as "plain".
+            raise InvalidRequestError("code_challenge_method must be S256")
+        if not challenge and grant.request.client.row.public:
+            raise InvalidRequestError("public clients must use PKCE (code_challenge with S256)")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
 class OpenIDExtension(OpenIDCode):
     def __init__(self, container: Container) -> None:
         super().__init__(require_nonce=False)
@@ -327,7 +345,7 @@ def build_server(app: Any, container: Container) -> ProviderServer:
     app.config["OAUTH2_SCOPES_SUPPORTED"] = SCOPES_SUPPORTED
     server.init_app(app)
     server.register_token_generator("default", server.generate_access_token)
-    server.register_grant(CodeGrant, [CodeChallenge(required=True), OpenIDExtension(container)])
+    server.register_grant(CodeGrant, [S256Challenge(required=True), OpenIDExtension(container)])
     server.register_grant(RefreshGrant)
     server.register_grant(ServiceGrant)
     return server
