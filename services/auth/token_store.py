@@ -80,11 +80,12 @@ def record_refresh(
     )
 
 
-def claim_refresh(db: Session, token: str) -> tuple[IssuedToken | None, bool]:
-    """Mark a refresh token used. Returns (row, reused): ``reused`` means it had
-    been used or revoked before (the caller revokes the family)."""
+def claim_refresh(db: Session, token: str, client_id: str) -> tuple[IssuedToken | None, bool]:
+    """Mark a refresh token of ``client_id`` used. Returns (row, reused): ``reused``
+    means it had been used or revoked before (the caller revokes the family). A
+    token of another client is left alone and answers (None, False)."""
     row = db.get(IssuedToken, refresh_hash(token))
-    if row is None or row.kind != "refresh":
+    if row is None or row.kind != "refresh" or row.client_id != client_id:
         return None, False
     claimed = db.execute(
         update(IssuedToken)

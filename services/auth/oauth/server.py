@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
@@ -148,8 +148,11 @@ class RefreshGrant(grants.RefreshTokenGrant):
         return self.server.container  # type: ignore[attr-defined]
 
     def authenticate_refresh_token(self, refresh_token: str) -> StoredRefresh | None:
+        client: OAuthClient = self.request.client
         with transaction(self.container.db) as db:
-            row, reused = token_store.claim_refresh(db, refresh_token)
+            # Only the client it was issued to may spend it: another client's attempt
+            # must not burn it (which would make its owner's next use look like a replay).
+            row, reused = token_store.claim_refresh(db, refresh_token, client.client_id)
             if row is None:
                 return None
             if reused:
@@ -159,10 +162,15 @@ class RefreshGrant(grants.RefreshTokenGrant):
                 return None
             return StoredRefresh(row)
 
-    def authenticate_user(self, refresh_token: StoredRefresh) -> Principal | None:
+    def authenticate_user(self, refresh_token: StoredRefresh) -> Principal:
         row = refresh_token.row
         assert row.user_pk is not None and row.sid is not None
-        return load_principal(self.container, row.user_pk, row.sid, row.grant_id)
+        principal = load_principal(self.container, row.user_pk, row.sid, row.grant_id)
+        if principal is None:
+            # The session ended (or the user was suspended): the grant is over, which
+            # RFC 6749 §5.2 calls invalid_grant (Authlib would say invalid_request).
+            raise InvalidGrantError("the session this refresh token belongs to has ended")
+        return principal
 
     def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
         # Rotation: the old token was marked used when it was claimed.
