@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
@@ -195,7 +195,17 @@ class StoredRefresh:
 
 
 class ServiceGrant(grants.ClientCredentialsGrant):
+    """Service tokens: the scopes a client may ask for are fixed at registration."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def validate_requested_scope(self) -> None:
+        requested = set((self.request.payload.scope or "").split())
+        registered = set(self.request.client.row.scopes)
+        if not requested <= registered:
+            raise InvalidScopeError(
+                description=f"not registered for: {' '.join(sorted(requested - registered))}"
+            )
 
 
 class S256Challenge(CodeChallenge):
@@ -331,6 +341,8 @@ class ProviderServer(AuthorizationServer):
                 },
             )
         else:
+            # A service client that names no scope gets all it is registered for.
+            scope = scope or " ".join(client.row.scopes)
             access, _claims = self.container.access_tokens.issue(
                 sub=client.client_id,
                 client_id=client.client_id,
