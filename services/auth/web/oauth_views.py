@@ -137,6 +137,14 @@ def authorize() -> Response | tuple[str, int]:
     if "openid" not in scopes:
         return _redirect_error(redirect_uri, "invalid_scope", state, "this client may not ask for openid")
     fresh = _fresh_sign_in(values.get("login_tx", ""), principal)
+    hint = args.get("id_token_hint")
+    if hint:
+        hinted = _id_token_claims(hint)
+        if hinted is None:
+            return _redirect_error(redirect_uri, "invalid_request", state, "id_token_hint is not valid")
+        if principal is not None and not fresh and hinted.get("sub") != principal.user_pk:
+            # Someone else is signed in here: never answer for them silently (OIDC Core §3.1.2.1).
+            principal = None
     if principal is not None and not fresh and _needs_fresh_sign_in(prompts, args, principal.auth_time):
         principal = None
     if principal is None:
@@ -222,18 +230,31 @@ def end_session() -> Response | tuple[str, int]:
     return render_template("signed_out.html")
 
 
-def _client_from_id_token(id_token: str) -> str:
-    """The audience of an ID token we issued (signature checked; expiry is allowed to have passed)."""
+def _id_token_claims(id_token: str) -> dict | None:
+    """The claims of an ID token we issued (signature and issuer checked; expiry
+    is allowed to have passed, as hints are often old), or None."""
     from authlib.jose import JsonWebToken
     from authlib.jose.errors import JoseError
 
+    if not isinstance(id_token, str) or len(id_token) > 8192:
+        return None
     try:
         header_kid = _kid(id_token)
         key = container().signing.get(header_kid) if header_kid else None
         if key is None:
-            return ""
+            return None
         claims = JsonWebToken(["ES256"]).decode(id_token, key.private)
-    except (JoseError, ValueError):
+    except (JoseError, ValueError, TypeError):
+        return None
+    if claims.get("iss") != container().settings.issuer:
+        return None
+    return dict(claims)
+
+
+def _client_from_id_token(id_token: str) -> str:
+    """The audience of an ID token we issued (signature checked; expiry is allowed to have passed)."""
+    claims = _id_token_claims(id_token)
+    if claims is None:
         return ""
     aud = claims.get("aud")
     if isinstance(aud, list):
