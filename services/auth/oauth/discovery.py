@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.auth.oauth.server import AUTH_METHODS, SCOPES_SUPPORTED
+from services.auth.oauth.server import ACR_AAL2, AUTH_METHODS, SCOPES_SUPPORTED
 
 
 def metadata(issuer: str) -> dict:
@@ -22,6 +22,7 @@ def metadata(issuer: str) -> dict:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
+        "acr_values_supported": [ACR_AAL2],
         "id_token_signing_alg_values_supported": ["ES256"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 # advertised and, like any scope not understood, ignored (OIDC Core §5.4).
 SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access", "practice"]
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+# The second factor is always required, so only AAL2 is ever issued (and advertised).
+ACR_AAL2 = "urn:providercenter:aal2"
+ACR_AAL1 = "urn:providercenter:aal1"
 
 
 def granted_scope(client: OAuthClient, requested: str | None) -> str:
@@ -77,7 +80,7 @@ def load_principal(container: Container, user_pk: str, sid: str, grant_id: str =
 
 def acr_for(amr: list[str]) -> str:
     """Two factors make AAL2 in NIST SP 800-63 terms; a password alone would be AAL1."""
-    return "urn:providercenter:aal2" if "otp" in amr or "rc" in amr else "urn:providercenter:aal1"
+    return ACR_AAL2 if "otp" in amr or "rc" in amr else ACR_AAL1
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):
