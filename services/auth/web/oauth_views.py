@@ -191,8 +191,33 @@ def _start_sign_in(args: dict) -> Response:
     return redirect(url_for("signin.signin_form", tx=tx))
 
 
+# Token endpoint parameters that must not be repeated (RFC 6749 §3.2); Authlib
+# would silently take the first.
+TOKEN_SINGLE_VALUED = (
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "scope",
+    "client_id",
+    "client_secret",
+)
+
+
+def _json_error(status: int, error: str, description: str) -> Response:
+    response = jsonify(error=error, error_description=description)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
 @bp.post("/token")
 def token() -> Response:
+    repeated = [name for name in TOKEN_SINGLE_VALUED if len(request.values.getlist(name)) > 1]
+    if repeated:
+        return _json_error(400, "invalid_request", f"repeated parameter: {repeated[0]}")
     response = cast(Response, server().create_token_response())
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
