@@ -21,9 +21,11 @@ INACTIVE = {"active": False}
 
 
 def introspect(container: Container, token: str, hint: str | None) -> dict:
+    # The hint is only a hint: a token is found whatever it says (RFC 7662 §2.1).
+    # Access tokens are JWTs (two dots); refresh tokens are base64url and have none.
     if not token or len(token) > 8192:
         return INACTIVE
-    if hint != "refresh_token" and token.count(".") == 2:
+    if token.count(".") == 2:
         return _introspect_access(container, token)
     return _introspect_refresh(container, token)
 
@@ -99,12 +101,12 @@ def revoke(container: Container, client_id: str, token: str, hint: str | None) -
     if not token or len(token) > 8192:
         return
     with transaction(container.db) as db:
-        if hint != "access_token":
-            row = db.get(IssuedToken, token_store.refresh_hash(token))
-            if row is not None and row.kind == "refresh":
-                if row.client_id == client_id:
-                    token_store.revoke_grant(db, container.revocation, row.grant_id)
-                return
+        # Whatever the hint says, both kinds are looked for (RFC 7009 §2.1).
+        row = db.get(IssuedToken, token_store.refresh_hash(token))
+        if row is not None and row.kind == "refresh":
+            if row.client_id == client_id:
+                token_store.revoke_grant(db, container.revocation, row.grant_id)
+            return
         try:
             claims = container.access_tokens.verify(token, None)
         except TokenInvalid:

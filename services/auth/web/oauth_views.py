@@ -438,7 +438,9 @@ def introspect() -> Response:
         _authenticated_client()
     except OAuth2Error as error:
         return _client_auth_error(error)
-    body = do_introspect(container(), request.form.get("token", ""), request.form.get("token_type_hint"))
+    if not request.form.get("token"):
+        return _json_error(400, "invalid_request", "token is required")
+    body = do_introspect(container(), request.form["token"], request.form.get("token_type_hint"))
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -453,9 +455,7 @@ def revoke() -> Response:
     except OAuth2Error as error:
         return _client_auth_error(error)
     if not request.form.get("token"):
-        response = jsonify(error="invalid_request", error_description="token is required")
-        response.status_code = 400
-        return response
+        return _json_error(400, "invalid_request", "token is required")
     do_revoke(container(), client.client_id, request.form["token"], request.form.get("token_type_hint"))
     response = Response("", status=200)
     response.headers["Cache-Control"] = "no-store"
