@@ -10,11 +10,12 @@ from werkzeug.wrappers import Response
 from services.auth import credentials, token_store
 from services.auth.store.models import Practice, User
 from services.auth.web.app import container
-from services.auth.web.signin_views import origin
+from services.auth.web.signin_views import _fail_closed_without_redis, origin
 from services.common.db import transaction
 from services.common.web import check_csrf
 
 bp = Blueprint("account", __name__)
+bp.before_request(_fail_closed_without_redis)
 
 
 def _signed_in_user_pk() -> str | None:

@@ -87,6 +87,18 @@ def _refusal(result: Result, template: str, **context: object) -> Response | tup
     return None
 
 
+@bp.before_request
+def _fail_closed_without_redis() -> Response | None:
+    """Every sign-in page needs Redis (its session, the CSRF token in it, the lockout
+    counters). A browser without a session cookie would otherwise get the page
+    rendered and then a 500 when its new session cannot be saved; ask first."""
+    try:
+        container().redis.ping()
+    except redis.RedisError:
+        return unavailable_page()
+    return None
+
+
 @bp.get("/signin")
 def signin_form() -> str:
     tx = _tx()
