@@ -108,7 +108,7 @@ def suspend_inactive(container: Container, *, days: int) -> list[str]:
                 user_id=user.user_id,
                 practice_id=user.practice_id,
                 reason="inactivity",
-                details={"days": days},
+                details={"days": days, "actor": "suspend-inactive"},
             )
             suspended.append(user.user_id)
     return suspended

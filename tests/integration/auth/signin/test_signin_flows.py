@@ -382,6 +382,7 @@ def test_suspend_inactive_suspends_accounts_unused_for_90_days(auth: Auth) -> No
     assert auth.browser().password(stale.user_id, stale.password).status_code == 403
     [event] = auth.events(stale.user_id, "account.suspended")
     assert event.reason == "inactivity"
+    assert event.details == {"days": 90, "actor": "suspend-inactive"}
 
 
 # --- enrollment -----------------------------------------------------------------------------------
@@ -450,6 +451,8 @@ def test_reset_mfa_sends_the_user_through_enrollment_again(auth: Auth) -> None:
 
     result = auth.cli("auth", "user", "reset-mfa", user.user_id)
     assert result.returncode == 0, result.stderr
+    [reset] = auth.events(user.user_id, "mfa.reset")
+    assert reset.details == {"actor": "providerctl"}
     assert signed_in.get("/").status_code == 302, "reset ends the user's sessions"
     with auth.container.db() as db:
         assert recovery_codes.remaining(db, user.user_pk) == 0
