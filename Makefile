@@ -6,7 +6,7 @@ SHELL := /bin/bash
 BUILD := deploy/build.sh
 PY := .venv/bin/python
 PROTOS := $(shell find proto -name '*.proto')
-GENERATED := providercenter/auth/v1/token_pb2.py providercenter/notify/v1/notify_pb2.py
+GENERATED := $(patsubst proto/%.proto,%_pb2.py,$(PROTOS))
 
 .PHONY: help
 help: ## list the targets

@@ -48,6 +48,8 @@ def make_container(env: dict[str, str]) -> Container:
 
 @dataclass
 class TestUser:
+    __test__ = False  # not a pytest test class
+
     user_id: str
     password: str
     totp_secret: str
@@ -100,6 +102,8 @@ def make_user(
 
 @dataclass
 class TestClient:
+    __test__ = False  # not a pytest test class
+
     client_id: str
     secret: str | None
     redirect_uri: str

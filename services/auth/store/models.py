@@ -203,3 +203,17 @@ class RecoveryToken(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class MfaResetRequest(Base):
+    """A second-factor reset one administrator asked for and a second must approve."""
+
+    __tablename__ = "mfa_reset_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    practice_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_pk: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    requested_by: Mapped[str] = mapped_column(String(32))
+    requested_at: Mapped[datetime]
+    approved_by: Mapped[str | None] = mapped_column(String(32))
+    done_at: Mapped[datetime | None]

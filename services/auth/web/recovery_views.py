@@ -6,14 +6,21 @@ rules live in services/auth/recovery.py.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+import time
+from typing import cast
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from services.auth import credentials, events, link_tokens
 from services.auth.password_policy import PolicyViolation
 from services.auth.recovery import Answer, Recovery, RecoveryAnswer
+from services.auth.store.models import User
 from services.auth.web.app import container
 from services.auth.web.signin_views import origin
+from services.common.db import transaction
 from services.common.web import check_csrf, unavailable_page
+from services.common.web_sessions import ServerSession
 
 bp = Blueprint("recovery", __name__)
 
@@ -90,3 +97,55 @@ def reset_submit() -> str | tuple[str, int]:
     if isinstance(result, PolicyViolation):
         return render_template("reset_password.html", token=token, error=result.message), 400
     return render_template("password_reset_done.html")
+
+
+@bp.get("/invite")
+def invite_form() -> str | tuple[str, int]:
+    token = request.args.get("token", "")
+    c = container()
+    with c.db() as db:
+        user_pk = link_tokens.peek(db, token, "invite")
+        user = db.get(User, user_pk) if user_pk else None
+    if user is None or user.status != "invited":
+        return render_template("link_invalid.html"), 400
+    return render_template("invite.html", token=token, user=user, error=None)
+
+
+@bp.post("/invite")
+def invite_submit() -> Response | str | tuple[str, int]:
+    """Set the first password; then the authenticator enrollment of the sign-in flow follows."""
+    check_csrf()
+    token = request.form.get("token", "")[:200]
+    new = request.form.get("new_password", "")[:2048]
+    c = container()
+    with transaction(c.db) as db:
+        user_pk = link_tokens.peek(db, token, "invite")
+        user = db.get(User, user_pk) if user_pk else None
+        if user is None or user.status != "invited":
+            return render_template("link_invalid.html"), 400
+        if new != request.form.get("confirm_password", "")[:2048]:
+            return render_template(
+                "invite.html", token=token, user=user, error="The two passwords are not the same."
+            ), 400
+        violation = credentials.policy_violation(c, db, user, new)
+        if violation is not None:
+            return render_template("invite.html", token=token, user=user, error=violation.message), 400
+        if link_tokens.consume(db, token, "invite") is None:
+            return render_template("link_invalid.html"), 400
+        user.status = "active"
+        credentials.set_password(c, db, user, new, origin=origin(), reason="invitation")
+        events.record(
+            db,
+            "staff.invitation_accepted",
+            user_id=user.user_id,
+            practice_id=user.practice_id,
+            origin=origin(),
+        )
+        user_pk, user_id, enrolled = user.id, user.user_id, user.totp_enrolled_at is not None
+    cast(ServerSession, session).regenerate()
+    session.pop("auth", None)
+    session["pending"] = {"user_pk": user_pk, "user_id": user_id, "at": time.time(), "enroll": not enrolled}
+    session["after_sign_in"] = "portal"
+    if enrolled:
+        return redirect(url_for("signin.verify_form"))
+    return redirect(url_for("signin.enroll_form"))

@@ -277,6 +277,9 @@ def complete_sign_in(user_pk: str, user_id: str, amr: list[str], tx: str) -> Res
         authz[tx] = entry
         session["authz"] = authz
         response = redirect(url_for("oauth.authorize") + "?" + urlencode({**entry["args"], "login_tx": tx}))
+    elif session.pop("after_sign_in", None) == "portal":
+        # An invited user who just set up their account goes straight to work.
+        response = redirect(c.settings.portal_url + "/")
     else:
         response = redirect(url_for("account.home"))
     response.set_cookie(
