@@ -21,6 +21,9 @@ class CommandError(Exception):
 def _db_upgrade(args: argparse.Namespace) -> int:
     from services import migrate
 
+    unknown = [name for name in args.services if name not in migrate.SERVICES]
+    if unknown:
+        raise CommandError(f"unknown service {unknown[0]!r} (services: {', '.join(migrate.SERVICES)})")
     for name in args.services or migrate.SERVICES:
         migrate.upgrade(name, os.environ)
         print(f"{name}: database at newest revision")
@@ -80,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="db_command", required=True
     )
     upgrade = db.add_parser("upgrade", help="migrate databases to the newest revision")
-    upgrade.add_argument("services", nargs="*", choices=["auth", "notify", "portal"])
+    upgrade.add_argument(
+        "services", nargs="*", metavar="SERVICE", help="auth, notify or portal (all when none)"
+    )
     upgrade.set_defaults(func=_db_upgrade)
 
     config = commands.add_parser("config", help="configuration").add_subparsers(

@@ -82,7 +82,10 @@ class Settings:
         return cls(
             issuer=issuer,
             http_bind=config.get_str(env, "AUTH_HTTP_BIND", "127.0.0.1:8001"),
-            grpc_addr=config.get_str(env, "AUTH_GRPC_ADDR", "127.0.0.1:50051"),
+            # Where the gRPC server listens: AUTH_GRPC_BIND, else the address clients use.
+            grpc_addr=config.get_str(
+                env, "AUTH_GRPC_BIND", config.get_str(env, "AUTH_GRPC_ADDR", "127.0.0.1:50051")
+            ),
             database_url=database_url(env, "auth"),
             redis_url=redis_url(env),
             redis_prefix=key_prefix(env),

@@ -64,7 +64,8 @@ class Settings:
         mail_dir = Path(mail_dir_raw).resolve() if mail_dir_raw else var_dir(env) / "mail"
         settings = cls(
             database_url=database_url(env, "notify"),
-            grpc_addr=get_str(env, "NOTIFY_GRPC_ADDR", DEFAULT_GRPC_ADDR),
+            # Where the server listens: NOTIFY_GRPC_BIND, else the address clients use.
+            grpc_addr=get_str(env, "NOTIFY_GRPC_BIND", get_str(env, "NOTIFY_GRPC_ADDR", DEFAULT_GRPC_ADDR)),
             mail_dir=mail_dir,
             smtp_url=get(env, "NOTIFY_SMTP_URL"),
             smtp_timeout_s=get_float(env, "NOTIFY_SMTP_TIMEOUT_S", 10.0, minimum=0.1),
