@@ -88,11 +88,6 @@ def test_scheduled_job_commands_are_real(argv: tuple[str, ...]) -> None:
     assert ok, f"providerctl {' '.join(argv)}: {error}"
 
 
-@pytest.mark.xfail(
-    reason="services/cli.py: `db upgrade` with no names fails on Python 3.11 (argparse checks the empty "
-    "nargs='*' default against choices); the deployments name all three until it is fixed",
-    strict=False,
-)
 def test_db_upgrade_without_names_means_all() -> None:
     ok, error = parses(("db", "upgrade"))
     assert ok, error
