@@ -234,8 +234,16 @@ def end_session() -> Response | tuple[str, int]:
     client_id = values.get("client_id", "")
     state = values.get("state", "")
     hint = values.get("id_token_hint", "")
-    if hint and not client_id:
-        client_id = _client_from_id_token(hint)
+    if hint:
+        hinted = _id_token_claims(hint)
+        if hinted is None:
+            return _error_page("The sign-out request carried an ID token that we did not issue.")
+        audience = hinted.get("aud")
+        audiences = [str(a) for a in audience] if isinstance(audience, list) else [str(audience or "")]
+        if client_id and client_id not in audiences:
+            # OIDC RP-Initiated Logout §2: the client and the hint's audience must agree.
+            return _error_page("The sign-out request named one application but carried another's ID token.")
+        client_id = client_id or audiences[0]
     target = None
     if post_logout:
         client = server().query_client(client_id) if client_id else None
@@ -274,17 +282,6 @@ def _id_token_claims(id_token: str) -> dict | None:
     if claims.get("iss") != container().settings.issuer:
         return None
     return dict(claims)
-
-
-def _client_from_id_token(id_token: str) -> str:
-    """The audience of an ID token we issued (signature checked; expiry is allowed to have passed)."""
-    claims = _id_token_claims(id_token)
-    if claims is None:
-        return ""
-    aud = claims.get("aud")
-    if isinstance(aud, list):
-        return str(aud[0]) if aud else ""
-    return str(aud or "")
 
 
 def _kid(token: str) -> str:

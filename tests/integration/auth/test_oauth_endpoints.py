@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from authlib.jose import JsonWebToken
 from flask import Flask
 
 from services.auth import accounts, clients, consents
@@ -274,6 +275,47 @@ def test_logout_to_an_unregistered_uri_shows_an_error_and_does_not_redirect(op: 
         assert 'role="alert"' in response.get_data(as_text=True)
     # Nothing was ended by the refused requests.
     assert op.active(rp, tokens.access_token) is True
+
+
+def test_logout_hint_must_be_ours_and_match_client_id(op: OP) -> None:
+    rp = op.register()
+    other = op.register()
+    _cb, tokens, _ = op.full_login(rp, op.user())
+    head, payload, sig = tokens.id_token.split(".")
+    tampered = f"{head}.{payload[:-4]}AAAA.{sig}"
+    for params in (
+        # OIDC RP-Initiated Logout §2: client_id and the hint's audience must agree.
+        {
+            "id_token_hint": tokens.id_token,
+            "client_id": other.client_id,
+            "post_logout_redirect_uri": other.post_logout_redirect_uris[0],
+        },
+        {"id_token_hint": tokens.id_token, "client_id": other.client_id},
+        # A hint we cannot verify asks for nothing.
+        {"id_token_hint": tampered},
+        {
+            "id_token_hint": tampered,
+            "client_id": rp.client_id,
+            "post_logout_redirect_uri": rp.post_logout_redirect_uris[0],
+        },
+    ):
+        response = op.browser.get("/logout?" + urlencode(params))
+        assert response.status_code == 400, params
+        assert "Location" not in response.headers
+        assert 'role="alert"' in response.get_data(as_text=True)
+    assert op.active(rp, tokens.access_token) is True
+    # An expired hint is still a good hint (RPs keep the ID token for exactly this).
+    key = op.c.signing.current()
+    _h, claims = jwt_parts(tokens.id_token)
+    now = int(time.time())
+    expired = JsonWebToken(["ES256"]).encode(
+        {"alg": "ES256", "kid": key.kid}, {**claims, "iat": now - 7200, "exp": now - 3600}, key.private
+    )
+    response = op.browser.get(
+        "/logout?" + urlencode({"id_token_hint": expired.decode(), "client_id": rp.client_id})
+    )
+    assert response.status_code == 200
+    assert op.active(rp, tokens.access_token) is False
 
 
 def test_logout_without_parameters_shows_signed_out_page(op: OP) -> None:
