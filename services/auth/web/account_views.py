@@ -73,3 +73,122 @@ def change_password() -> Response | str | tuple[str, int]:
         for sid in ended:
             token_store.revoke_session(db, c.revocation, sid)
     return redirect(url_for("account.home", done="password"))
+
+
+@bp.get("/account/activity")
+def activity() -> Response | str:
+    """Recent sign-in activity from the security event log."""
+    user_pk = _signed_in_user_pk()
+    if user_pk is None:
+        return redirect(url_for("signin.signin_form"))
+    from services.auth import events
+
+    with container().db() as db:
+        user = db.get(User, user_pk)
+        recent = events.recent(db, user_id=user.user_id, limit=50) if user else []
+    return render_template("account_activity.html", events=recent)
+
+
+@bp.get("/account/sessions")
+def sessions() -> Response | str:
+    user_pk = _signed_in_user_pk()
+    if user_pk is None:
+        return redirect(url_for("signin.signin_form"))
+    from datetime import UTC, datetime
+
+    current = session["auth"]["sid"]
+    rows = [
+        {
+            "started": datetime.fromtimestamp(s.created, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "ip": s.ip,
+            "user_agent": s.user_agent,
+            "current": s.sid == current,
+        }
+        for s in sorted(container().sessions.list_for_user(user_pk), key=lambda s: s.created, reverse=True)
+    ]
+    return render_template("account_sessions.html", sessions=rows, message=request.args.get("done"))
+
+
+@bp.post("/account/sessions/end-others")
+def end_other_sessions() -> Response:
+    user_pk = _signed_in_user_pk()
+    if user_pk is None:
+        return redirect(url_for("signin.signin_form"))
+    check_csrf()
+    c = container()
+    ended = c.sessions.end_all_for_user(user_pk, except_sid=session["auth"]["sid"])
+    with transaction(c.db) as db:
+        for sid in ended:
+            token_store.revoke_session(db, c.revocation, sid)
+        user = db.get(User, user_pk)
+        if user is not None:
+            from services.auth import events
+
+            events.record(
+                db,
+                "sessions.revoked",
+                user_id=user.user_id,
+                practice_id=user.practice_id,
+                origin=origin(),
+                details={"ended": len(ended), "via": "account page"},
+            )
+    return redirect(url_for("account.sessions", done=str(len(ended))))
+
+
+@bp.route("/account/recovery-codes", methods=["GET", "POST"])
+def regenerate_recovery_codes() -> Response | str | tuple[str, int]:
+    """New recovery codes, after the current password (re-authentication for a credential change)."""
+    user_pk = _signed_in_user_pk()
+    if user_pk is None:
+        return redirect(url_for("signin.signin_form"))
+    if request.method == "GET":
+        return render_template("account_recovery_codes.html", codes=None, error=None)
+    check_csrf()
+    from services.auth import events, recovery_codes
+
+    c = container()
+    with transaction(c.db) as db:
+        user = db.get(User, user_pk)
+        if user is None:
+            return redirect(url_for("signin.signin_form"))
+        if not c.passwords.verify(user.password_hash, request.form.get("current_password", "")[:1024]):
+            return render_template(
+                "account_recovery_codes.html", codes=None, error="Your current password is not right."
+            ), 400
+        codes = recovery_codes.issue(db, c.settings.totp_key, user.id)
+        events.record(
+            db,
+            "mfa.recovery_codes_regenerated",
+            user_id=user.user_id,
+            practice_id=user.practice_id,
+            origin=origin(),
+        )
+    return render_template("account_recovery_codes.html", codes=codes, error=None)
+
+
+@bp.get("/account/apps")
+def connected_apps() -> Response | str:
+    user_pk = _signed_in_user_pk()
+    if user_pk is None:
+        return redirect(url_for("signin.signin_form"))
+    from services.auth import consents
+
+    with container().db() as db:
+        rows = [
+            (client.client_id, client.name, consent.scopes)
+            for consent, client in consents.for_user(db, user_pk)
+        ]
+    return render_template("account_apps.html", apps=rows)
+
+
+@bp.post("/account/apps/revoke")
+def revoke_app() -> Response:
+    user_pk = _signed_in_user_pk()
+    if user_pk is None:
+        return redirect(url_for("signin.signin_form"))
+    check_csrf()
+    from services.auth import consents
+
+    with transaction(container().db) as db:
+        consents.revoke(db, user_pk, request.form.get("client_id", "")[:100])
+    return redirect(url_for("account.connected_apps"))
