@@ -85,9 +85,10 @@ class SignIn:
         device = self.c.devices.device_for(device_cookie, submitted)
         admitted = self._admit(Kind.PASSWORD, submitted, device, origin)
         if isinstance(admitted, Result):
-            # Refused before any password check; the work is still spent so
-            # timing does not tell a locked account from a wrong password.
-            self.c.passwords.burn(password)
+            # Refused before any password check, and cheaply. The page says why (locked
+            # or throttled, alike for known and unknown User IDs), so spending a
+            # verification's work here would hide nothing, and would hand anyone who
+            # hammers a locked account an argon2 computation per request.
             return admitted
         attempt = admitted
         with transaction(self.c.db) as db:
