@@ -6,6 +6,8 @@ the admin CLI and the demo seed come here to write practice profiles.
 
 from __future__ import annotations
 
+from datetime import date
+
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -62,7 +64,16 @@ def add_practice(env: Env, practice_id: str, name: str) -> None:
         eng.dispose()
 
 
-def seed_demo(env: Env) -> None:
-    """Profiles for the demo practices of DESIGN.md; running it again changes nothing."""
+def seed_demo(env: Env, today: date | None = None) -> int:
+    """The demo practices of DESIGN.md with their locations, plans, cardholders and applications
+    (:mod:`services.portal.demo`); running it again changes nothing. Returns the applications made."""
+    from services.portal import demo
+
     for practice_id, name in DEMO_PRACTICES:
         add_practice(env, practice_id, name)
+    eng = db.make_engine(db.database_url(env, "portal"))
+    try:
+        with db.transaction(db.session_factory(eng)) as session:
+            return demo.seed(session, today or db.utcnow().date())
+    finally:
+        eng.dispose()

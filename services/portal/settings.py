@@ -41,6 +41,8 @@ class Settings:
     redis_key_prefix: str
     database_url: str
     web_workers: int = 2
+    # Proxies in front of the portal that append to X-Forwarded-For (ingress: 1); 0 locally.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, env: Env) -> Settings:
@@ -60,6 +62,7 @@ class Settings:
             redis_key_prefix=key_prefix(env),
             database_url=database_url(env, "portal"),
             web_workers=config.get_int(env, "PORTAL_WEB_WORKERS", 2, minimum=1),
+            trusted_proxies=config.get_int(env, "PORTAL_TRUSTED_PROXIES", 0, minimum=0),
         )
         if settings.session_idle_s > settings.session_max_s:
             raise ConfigError("PORTAL_SESSION_IDLE_S must not exceed PORTAL_SESSION_MAX_S")

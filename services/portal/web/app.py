@@ -15,18 +15,35 @@ from typing import Any
 import redis
 import requests
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, Response, request
+from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from services.common import db, web
-from services.common.maintenance import Maintenance
+from services.common.maintenance import RETRY_AFTER_S, Maintenance
 from services.common.redis_conn import Keys
 from services.common.token_client import TokenServiceUnavailable, TokenVerifier
 from services.common.web_sessions import RedisSessionInterface, ServerSession
 from services.portal import bootstrap
+from services.portal.permissions import Permission
+from services.portal.service_layer import Services
+from services.portal.service_layer.unit import Deps
 from services.portal.settings import Settings
 from services.portal.tokens import RedisTokenStore, RefreshBusy
-from services.portal.web import dashboard, pages, signin
+from services.portal.web import (
+    accounts,
+    activity,
+    answers,
+    api,
+    applications,
+    dashboard,
+    filters,
+    openapi,
+    pages,
+    plans,
+    signin,
+)
+from services.portal.web.actors import page_actor
 from services.portal.web.context import EXTENSION, Portal, current_session
 
 log = logging.getLogger(__name__)
@@ -121,14 +138,16 @@ def create_app(
             server_metadata_url=settings.discovery_url,
         )
 
+    session_factory = db.session_factory(engine)
     app.extensions[EXTENSION] = Portal(
         settings=settings,
         verifier=verifier,
         token_store=RedisTokenStore(redis_client, keys),
         oidc=oidc,
-        db=db.session_factory(engine),
+        db=session_factory,
         sessions=sessions,
         clock=clock,
+        services=Services.build(Deps(session_factory, clock)),
     )
 
     web.install(
@@ -148,11 +167,15 @@ def create_app(
         if request.endpoint in ALWAYS_SERVED:
             return None
         state = maintenance.state()
-        return pages.maintenance(state.message) if state.on else None
+        if not state.on:
+            return None
+        if answers.is_api():
+            return _json_unavailable("maintenance", state.message or "Down for maintenance.", RETRY_AFTER_S)
+        return pages.maintenance(state.message)
 
     @app.before_request
     def _sessions_available() -> Response | None:
-        if request.endpoint in ALWAYS_SERVED:
+        if request.endpoint in ALWAYS_SERVED or request.blueprint in signin.SELF_AUTHENTICATING:
             return None
         return pages.unavailable() if current_session().unavailable else None
 
@@ -160,13 +183,34 @@ def create_app(
 
     @app.context_processor
     def _template_helpers() -> dict[str, Any]:
-        return {"csrf_token": web.csrf_token}
+        helpers: dict[str, Any] = {"csrf_token": web.csrf_token, "Permission": Permission}
+        if g.get("user") is not None:
+            helpers["actor"] = page_actor()
+        return helpers
 
-    for unavailable in (TokenServiceUnavailable, redis.RedisError, requests.RequestException, RefreshBusy):
+    filters.install(app)
+    answers.install(app)
+
+    for unavailable in (
+        TokenServiceUnavailable,
+        redis.RedisError,
+        requests.RequestException,
+        RefreshBusy,
+        OperationalError,
+    ):
         app.register_error_handler(unavailable, _unavailable)
 
-    app.register_blueprint(signin.bp)
-    app.register_blueprint(dashboard.bp)
+    for blueprint in (
+        signin.bp,
+        dashboard.bp,
+        accounts.bp,
+        applications.bp,
+        plans.bp,
+        activity.bp,
+        api.bp,
+        openapi.bp,
+    ):
+        app.register_blueprint(blueprint)
     return app
 
 
@@ -174,6 +218,17 @@ def _ping(client: redis.Redis) -> None:
     client.ping()
 
 
+def _json_unavailable(error: str, message: str, retry_after_s: int) -> Response:
+    response = jsonify(error=error, message=message)
+    response.status_code = 503
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
+
+
 def _unavailable(exc: Exception) -> Response:
     log.warning("dependency unavailable", extra={"reason": f"{type(exc).__name__}: {exc}"[:200]})
+    if answers.is_api():
+        return _json_unavailable(
+            "unavailable", "Temporarily unavailable, try again shortly.", pages.UNAVAILABLE_RETRY_AFTER_S
+        )
     return pages.unavailable()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.token_client import TokenVerifier
 from services.common.web_sessions import RedisSessionInterface, ServerSession
+from services.portal.service_layer import Services
 from services.portal.settings import Settings
 from services.portal.tokens import RedisTokenStore
 
@@ -26,6 +27,7 @@ class Portal:
     db: sessionmaker[Session]
     sessions: RedisSessionInterface
     clock: Callable[[], float]
+    services: Services
 
     def session_ttl_s(self, server_session: ServerSession) -> int:
         """Seconds the current session may still live (idle or absolute, whichever is first)."""

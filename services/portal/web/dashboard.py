@@ -7,17 +7,12 @@ from dataclasses import dataclass
 from flask import Blueprint, g, render_template
 
 from services.common.token_client import TokenInfo
+from services.portal.permissions import ROLE_LABELS
 from services.portal.store import practices
+from services.portal.web.actors import page_actor
 from services.portal.web.context import portal
 
 bp = Blueprint("dashboard", __name__)
-
-ROLE_LABELS = {
-    "admin": "Account administrator",
-    "manager": "Manager",
-    "front_desk": "Front desk",
-    "read_only": "Read only",
-}
 
 
 @dataclass(frozen=True)
@@ -46,8 +41,11 @@ def greeting(user: TokenInfo, remembered_name: str) -> Greeting:
 
 @bp.get("/")
 def index() -> str:
+    actor = page_actor()
+    summary = portal().services.practice.summary(actor) if actor.is_staff else None
     return render_template(
         "dashboard.html",
         greeting=greeting(g.user, g.signed_in.get("name", "")),
         idle_minutes=portal().settings.session_idle_s // 60,
+        summary=summary,
     )

@@ -35,9 +35,7 @@ def maintenance(message: str) -> Response:
     return response
 
 
-def message(
-    status: int, title: str, text: str, *, link: str | None = None, link_text: str = ""
-) -> Response:
+def message(status: int, title: str, text: str, *, link: str | None = None, link_text: str = "") -> Response:
     """A short page in the portal's own layout: a heading, a sentence and one way on."""
     body = render_template(
         "message.html", status=status, title=title, text=text, link=link, link_text=link_text

@@ -30,8 +30,19 @@ bp = Blueprint("signin", __name__)
 
 # Endpoints anyone may reach; every other endpoint needs a signed-in session (deny by default).
 PUBLIC_ENDPOINTS = frozenset(
-    {"static", "healthz", "readyz", "signin.login", "signin.callback", "signin.logout", "signin.signed_out"}
+    {
+        "static",
+        "healthz",
+        "readyz",
+        "signin.login",
+        "signin.callback",
+        "signin.logout",
+        "signin.signed_out",
+        "apidoc.openapi",
+    }
 )
+# Blueprints that authenticate each request themselves (the API: bearer tokens, never cookies).
+SELF_AUTHENTICATING = frozenset({"api"})
 # Pending sign-ins kept per browser session (several tabs may start one); older ones are dropped.
 MAX_PENDING_SIGN_INS = 4
 _STATE_PREFIX = "_state_auth_"
@@ -90,6 +101,8 @@ def require_sign_in() -> Response | None:
     ``g.signed_in`` what the session remembers of the sign-in.
     """
     if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if request.blueprint in SELF_AUTHENTICATING:
         return None
     p = portal()
     server_session = current_session()

@@ -403,7 +403,7 @@ def test_tls_settings_use_a_host_prefixed_secure_cookie() -> None:
 
 
 def test_templates_have_no_inline_styles_or_scripts() -> None:
-    for template in TEMPLATES.glob("*.html"):
+    for template in TEMPLATES.rglob("*.html"):
         text = template.read_text()
         assert "style=" not in text and "<style" not in text, template.name
         assert "<script" not in text and " on" + "click=" not in text, template.name

@@ -1,0 +1,37 @@
+"""The portal's domain errors: what the service layer raises and the web layer turns into answers.
+
+Pages show them as short pages, the API as ``{"error": …}`` JSON; the mapping
+lives in ``web/answers.py`` so both say the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class PortalError(Exception):
+    """Base of the errors a user can be told about."""
+
+
+class NotFound(PortalError):
+    """No such object *for this practice*: another practice's object looks exactly like none."""
+
+
+class Forbidden(PortalError):
+    """The signed-in role lacks the permission the action needs."""
+
+    def __init__(self, permission: str) -> None:
+        if permission == "any_role":
+            message = "You need a role in a practice to use the portal."
+        else:
+            message = f"Your role does not include the {permission.replace('_', ' ')} permission."
+        super().__init__(message)
+        self.permission = permission
+
+
+class ValidationError(PortalError):
+    """Input that breaks a rule; ``fields`` maps each field name to what is wrong with it."""
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in fields.items()))
+        self.fields = dict(fields)

@@ -1,0 +1,114 @@
+"""What every service needs: the database, the audit log, the clock; ids and paging."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Generic, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.common.db import transaction
+from services.portal.audit import AuditLog
+from services.portal.errors import Forbidden
+from services.portal.permissions import Actor, Permission, require
+from services.portal.validation import Field
+
+T = TypeVar("T")
+
+MAX_PER_PAGE = 100
+PAGING_FIELDS = (
+    Field(
+        "page", "int", required=False, minimum=1, maximum=10_000, default=1, description="1-based page number"
+    ),
+    Field(
+        "per_page",
+        "int",
+        required=False,
+        minimum=1,
+        maximum=MAX_PER_PAGE,
+        default=25,
+        description="rows per page",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Deps:
+    db: sessionmaker[Session]
+    clock: Callable[[], float]
+
+    @property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.clock)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def today(self) -> date:
+        return self.now().date()
+
+
+def new_id(prefix: str, rng: random.Random | None = None) -> str:
+    """An opaque id like ``acc_9f86d081884c7d65``: nothing to guess, nothing to count."""
+    bits = rng.getrandbits(64) if rng is not None else secrets.randbits(64)
+    return f"{prefix}_{bits:016x}"
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, with what the pagination links need."""
+
+    items: Sequence[T]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def first_row(self) -> int:
+        return 0 if not self.total else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last_row(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+
+def like_any(text: str) -> str:
+    """``text`` lower-cased, for a ``contains`` match with ``autoescape`` (no wildcards from users)."""
+    return text.lower()
+
+
+def guard(
+    deps: Deps, actor: Actor, permission: Permission, action: str, object_type: str = "", object_id: str = ""
+) -> None:
+    """:func:`~services.portal.permissions.require`, writing a ``denied`` audit entry on refusal."""
+    try:
+        require(actor, permission)
+    except Forbidden:
+        if actor.practice_id:
+            with transaction(deps.db) as session:
+                deps.audit.append(
+                    session,
+                    actor,
+                    action,
+                    object_type=object_type,
+                    object_id=object_id,
+                    outcome="denied",
+                    detail=f"missing permission {permission.value}",
+                )
+        raise
