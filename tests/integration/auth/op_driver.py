@@ -125,7 +125,15 @@ def query_of(location: str) -> dict[str, str]:
 def provider_app(databases: Databases, redis_url: str, var_dir: Path) -> Iterator[tuple[Flask, Container]]:
     """One real auth app (its own database and Redis key prefix) that a module's
     tests share; each test still makes its own clients, users and browser."""
-    env = auth_env(databases.new("auth"), redis_url, random_id("test:") + ":", var_dir)
+    env = auth_env(
+        databases.new("auth"),
+        redis_url,
+        random_id("test:") + ":",
+        var_dir,
+        # Password hashing strength is tested with the sign-in; here it would only cost time.
+        AUTH_ARGON2_MEMORY_KIB="1024",
+        AUTH_ARGON2_TIME_COST="1",
+    )
     container = make_container(env)
     # Flask's test client calls itself http://localhost (no port), which Authlib
     # would refuse as insecure transport; real runs use 127.0.0.1:port or https.
