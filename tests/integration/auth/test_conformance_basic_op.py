@@ -53,6 +53,16 @@ MongoDB and containers; these tests are its checks, run here.
 | oidcc-redirect-uri-query-added | a query added to a registered URI without one → error page, no redirect |
 | oidcc-ensure-redirect-uri-in-authorization-request | no `redirect_uri` → error page (no default is ever used) |
 | oidcc-server-rotate-keys | `signing.rotate()` (what `providerctl auth keys rotate` runs): JWKS gains a new `kid` and keeps the old one; old ID and access tokens still verify and work; new tokens carry the new `kid` |
+
+Deliberate choices these tests pin down:
+- `address` and `phone` are not supported (no such data is held); unknown scopes are
+  ignored, never refused (OIDC Core §5.4), and a grant never exceeds the client's registration.
+- Request objects (`request`, `request_uri`) and the `claims` parameter are not supported,
+  and discovery says so; the answers are the ones the suite accepts.
+- PKCE is S256 only; public clients must use it, confidential clients may omit it (the
+  suite's clients do; `nonce` protects them, RFC 9700 §2.1.1).
+- Refresh tokens go to clients registered for the `refresh_token` grant, with or without
+  `offline_access`: they end with the auth session, so they are never "offline".
 """
 
 from __future__ import annotations
