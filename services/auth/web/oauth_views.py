@@ -3,6 +3,7 @@ end-session. The rules live in services.auth.oauth; this is the HTTP edge."""
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 from typing import cast
@@ -138,6 +139,7 @@ def authorize() -> Response | tuple[str, int]:
         return _redirect_error(redirect_uri, "invalid_scope", state, "this client may not ask for openid")
     fresh = _fresh_sign_in(values.get("login_tx", ""), principal)
     hint = args.get("id_token_hint")
+    hinted: dict | None = None
     if hint:
         hinted = _id_token_claims(hint)
         if hinted is None:
@@ -234,6 +236,7 @@ def end_session() -> Response | tuple[str, int]:
     client_id = values.get("client_id", "")
     state = values.get("state", "")
     hint = values.get("id_token_hint", "")
+    hinted: dict | None = None
     if hint:
         hinted = _id_token_claims(hint)
         if hinted is None:
@@ -253,6 +256,11 @@ def end_session() -> Response | tuple[str, int]:
             ("&" if "?" in post_logout else "?") + urlencode({"state": state}) if state else ""
         )
     auth = session.get("auth")
+    if auth and not _sign_out_confirmed(auth, hinted if hint else None):
+        # Without proof the request comes from the signed-in user's own client, ask
+        # first: a link on another site must not sign people out (RP-Initiated Logout §2).
+        keep = ("post_logout_redirect_uri", "client_id", "state", "id_token_hint")
+        return render_template("confirm_sign_out.html", fields={k: values[k] for k in keep if values.get(k)})
     if auth:
         c.sessions.end(auth["sid"])
         with transaction(c.db) as db:
@@ -261,6 +269,16 @@ def end_session() -> Response | tuple[str, int]:
     if target:
         return redirect(target)
     return render_template("signed_out.html")
+
+
+def _sign_out_confirmed(auth: dict, hinted: dict | None) -> bool:
+    """A verified ID token of this very session, or a form from our own pages (CSRF checked)."""
+    if hinted is not None and hinted.get("sid") == auth.get("sid"):
+        return True
+    if request.method != "POST":
+        return False
+    sent, expected = request.form.get("csrf_token", ""), session.get("csrf", "")
+    return bool(expected) and hmac.compare_digest(str(sent), str(expected))
 
 
 def _id_token_claims(id_token: str) -> dict | None:

@@ -236,12 +236,18 @@ def test_logout_with_hint_and_registered_uri_ends_session_and_revokes_tokens(op:
 
 
 def test_logout_by_post_with_client_id(op: OP) -> None:
+    """Without an ID token of this session, auth asks first (a cross-site form must not sign
+    people out); the confirmation form then signs out and returns to the client."""
     rp = op.register()
     _cb, tokens, _ = op.full_login(rp, op.user())
-    response = op.browser.post(
-        "/logout",
-        data={"client_id": rp.client_id, "post_logout_redirect_uri": rp.post_logout_redirect_uris[0]},
-    )
+    fields = {"client_id": rp.client_id, "post_logout_redirect_uri": rp.post_logout_redirect_uris[0]}
+    ask = op.browser.post("/logout", data=fields)
+    assert ask.status_code == 200
+    page = ask.get_data(as_text=True)
+    assert "Sign out of Provider Center?" in page
+    assert op.active(rp, tokens.access_token) is True
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    response = op.browser.post("/logout", data={**fields, "csrf_token": csrf})
     assert response.status_code == 302
     assert response.headers["Location"] == rp.post_logout_redirect_uris[0]
     assert op.active(rp, tokens.access_token) is False
@@ -318,10 +324,16 @@ def test_logout_hint_must_be_ours_and_match_client_id(op: OP) -> None:
     assert op.active(rp, tokens.access_token) is False
 
 
-def test_logout_without_parameters_shows_signed_out_page(op: OP) -> None:
+def test_logout_without_parameters_asks_then_shows_signed_out_page(op: OP) -> None:
     rp = op.register()
     _cb, tokens, _ = op.full_login(rp, op.user())
-    response = op.browser.get("/logout")
+    ask = op.browser.get("/logout")
+    assert ask.status_code == 200
+    page = ask.get_data(as_text=True)
+    assert "Sign out of Provider Center?" in page
+    assert op.active(rp, tokens.access_token) is True  # a bare link signs no one out
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    response = op.browser.post("/logout", data={"csrf_token": csrf})
     assert response.status_code == 200
     assert "signed out" in response.get_data(as_text=True)
     assert op.active(rp, tokens.access_token) is False
