@@ -62,15 +62,44 @@ def start_auth_web(env: dict[str, str], log_dir: Path, name: str, workers: int) 
     return AuthWeb(url, log_path, popen)
 
 
-def wait_serving(web: AuthWeb, timeout_s: float = 60) -> None:
+class PortTaken(Exception):
+    """Another process took the free port between our probe and gunicorn's bind."""
+
+
+def wait_serving(web: AuthWeb, timeout_s: float = 90) -> None:
     def up() -> bool:
-        assert web.alive(), f"auth web exited:\n{web.log()[-3000:]}"
+        if not web.alive():
+            log = web.log()
+            if "Address already in use" in log or "Connection in use" in log:
+                raise PortTaken(web.url)
+            raise AssertionError(f"auth web exited:\n{log[-3000:]}")
         try:
             return requests.get(web.url + "/healthz", timeout=2).status_code == 200
         except requests.RequestException:
             return False
 
     wait_until(up, timeout_s, f"auth web at {web.url}", interval_s=0.1)
+
+
+def start_serving(env: dict[str, str], log_dir: Path, names: list[str], workers: int) -> list[AuthWeb]:
+    """Start one auth web process per name (in parallel) and wait until each serves."""
+    webs = [start_auth_web(env, log_dir, name, workers) for name in names]
+    try:
+        for index, name in enumerate(names):
+            for attempt in range(3):
+                try:
+                    wait_serving(webs[index])
+                    break
+                except PortTaken:
+                    webs[index].stop()
+                    if attempt == 2:
+                        raise
+                    webs[index] = start_auth_web(env, log_dir, f"{name}-retry{attempt}", workers)
+    except BaseException:
+        for web in webs:
+            web.stop()
+        raise
+    return webs
 
 
 class HttpBrowser:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from services.auth.bootstrap import Container
 from services.auth.store.models import SecurityEvent
-from tests.integration.auth.signin.processes import AuthWeb, HttpBrowser, start_auth_web, wait_serving
+from tests.integration.auth.signin.processes import AuthWeb, HttpBrowser, start_serving
 from tests.integration.auth.signin.support import (
     LOCKED_TEXT,
     RECOVERY_CODE,
@@ -55,11 +55,9 @@ def cluster(
     directory = tmp_path_factory.mktemp("auth-web")
     env = auth_env(databases.new("auth"), redis_url, random_id("test:") + ":", directory / "var")
     container = make_container(env)
-    webs = [start_auth_web(env, directory, f"auth-web-{n}", WORKERS) for n in range(2)]
-    cluster = Cluster(env, container, webs)
+    cluster = Cluster(env, container, [])
     try:
-        for web in webs:
-            wait_serving(web)
+        cluster.webs = start_serving(env, directory, ["auth-web-0", "auth-web-1"], WORKERS)
         yield cluster
     finally:
         cluster.stop()
