@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from services import migrate
 from services.common import db
 from services.common.config import ConfigError
-from services.portal import bootstrap
+from services.portal import bootstrap, cards
 from services.portal.store import practices
 from tests.support.infra import Databases, random_id
 
@@ -44,10 +45,50 @@ def test_seed_demo_is_idempotent(databases: Databases, tmp_path: Path) -> None:
     url = databases.new("portal")
     env = portal_env(url, tmp_path)
     migrate.upgrade("portal", env)
-    bootstrap.seed_demo(env)
-    bootstrap.seed_demo(env)
+    started = time.monotonic()
+    made = bootstrap.seed_demo(env)
+    seconds = time.monotonic() - started
+    assert bootstrap.seed_demo(env) == 0
     assert read(url, "demo-dental") == practices.PracticeProfile("demo-dental", "Sunny Dental Group")
     assert read(url, "demo-vet") == practices.PracticeProfile("demo-vet", "Copper Fern Veterinary")
+    assert made == 200
+    print(f"\nseed_demo: {made} applications in {seconds:.1f} s")
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            counts = dict(
+                conn.exec_driver_sql("SELECT status, count(*) FROM applications GROUP BY status").all()
+            )
+            locations = dict(
+                conn.exec_driver_sql("SELECT practice_id, count(*) FROM locations GROUP BY practice_id").all()
+            )
+            accounts = conn.exec_driver_sql("SELECT count(*) FROM accounts").scalar()
+            promotions = conn.exec_driver_sql("SELECT count(*) FROM promotions").scalar()
+            numbers = [n for (n,) in conn.exec_driver_sql("SELECT number FROM accounts").all()]
+    finally:
+        engine.dispose()
+    assert set(counts) == {"approved", "pending_review", "declined"} and counts["approved"] == accounts
+    assert locations == {"demo-dental": 3, "demo-vet": 2}
+    assert promotions and all(cards.is_valid(number) for number in numbers)
+
+
+def test_seed_demo_is_deterministic(databases: Databases, tmp_path: Path) -> None:
+    """Two databases seeded on the same day hold the same demo data."""
+    from datetime import date
+
+    seen = []
+    for _ in range(2):
+        url = databases.new("portal")
+        env = portal_env(url, tmp_path)
+        migrate.upgrade("portal", env)
+        bootstrap.seed_demo(env, today=date(2026, 11, 26))
+        engine = db.make_engine(url)
+        with engine.connect() as conn:
+            seen.append(
+                conn.exec_driver_sql("SELECT number, credit_limit_cents FROM accounts ORDER BY number").all()
+            )
+        engine.dispose()
+    assert seen[0] == seen[1] and len(seen[0]) > 100
 
 
 def test_an_unmigrated_database_says_what_to_run(databases: Databases, tmp_path: Path) -> None:
