@@ -292,3 +292,12 @@ def test_processes_logged_json(cluster: Cluster) -> None:
     assert not [e for e in entries if e.get("level") == "error"], [
         e for e in entries if e.get("level") == "error"
     ]
+
+
+def test_a_minimum_password_length_below_8_is_refused_at_start(tmp_path) -> None:
+    env = {"AUTH_PASSWORD_MIN_LENGTH": "7", "PC_VAR_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:9/0"}
+    result = run_cli(env, "auth", "web")
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip() == "providerctl: AUTH_PASSWORD_MIN_LENGTH: never fewer than 8 (NIST SP 800-63B)"
+    )
