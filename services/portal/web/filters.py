@@ -38,7 +38,7 @@ def dollars(cents: int | None) -> str:
 
 
 def rate(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value.normalize():f}%"
+    return "—" if value is None else f"{value:f}%"
 
 
 def day(value: date | datetime | None) -> str:

@@ -138,7 +138,7 @@ def test_plans_page_estimates_and_lets_a_manager_choose(harness: Harness, practi
     saved = harness.client.post("/plans/offered", data={"csrf_token": csrf, "plan_codes": ["RA36", "STD"]})
     assert saved.status_code == 303
     html = harness.client.get("/plans?plan_code=RA36&amount_cents=5000").get_data(as_text=True)
-    assert "at 15.9% APR" in html and "were saved" not in html
+    assert "at 15.90% APR" in html and "were saved" not in html
     too_small = harness.client.get("/plans?plan_code=RA36&amount_cents=10")
     assert too_small.status_code == 400 and "minimum purchase of $1,000" in too_small.get_data(as_text=True)
 
