@@ -27,6 +27,7 @@ def test_defaults_match_the_design_card(tmp_path: Path) -> None:
     assert settings.notify_grpc_addr == "127.0.0.1:50052"
     assert (settings.session_idle_s, settings.session_max_s) == (900, 43200)
     assert settings.web_workers == 2
+    assert settings.trusted_proxies == 0
     assert settings.redis_key_prefix == "pc:"
     assert settings.database_url == f"sqlite:///{tmp_path / 'portal.db'}"
     assert settings.session_cookie_name == "pc_portal_session"
@@ -90,10 +91,14 @@ def test_web_command_runs_gunicorn_without_an_access_log(tmp_path: Path) -> None
     assert not any("access" in arg for arg in argv)
 
 
-def test_register_adds_only_the_web_command() -> None:
+def test_register_adds_the_web_and_audit_verify_commands() -> None:
     parser = argparse.ArgumentParser()
     cli.register(parser)
     args = parser.parse_args(["web"])
     assert args.func is cli._web
+    verify = parser.parse_args(["audit", "verify", "--anchor", "12:" + "a" * 64])
+    assert verify.func is cli._audit_verify and verify.anchor == (12, "a" * 64)
     with pytest.raises(SystemExit):
-        parser.parse_args(["settle"])
+        parser.parse_args(["audit", "verify", "--anchor", "twelve"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["settle"])  # issue 7
