@@ -156,10 +156,12 @@ class Recovery:
         return RecoveryAnswer(Answer.ACCEPTED)
 
     def reset_target(self, token: str) -> User | None:
-        """The user a live reset link is for (to show the form), without using it."""
+        """The active user a live reset link is for (to show the form), without using it."""
         with self.c.db() as db:
             user_pk = link_tokens.peek(db, token, "reset")
-            return db.get(User, user_pk) if user_pk else None
+            user = db.get(User, user_pk) if user_pk else None
+            # The same rule as reset_password: a suspended account's link opens no form.
+            return user if user is not None and user.status == "active" else None
 
     def reset_password(self, token: str, new_password: str, origin: Origin) -> PolicyViolation | User | None:
         """Set the new password through a reset link.
