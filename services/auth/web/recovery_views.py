@@ -96,7 +96,8 @@ def reset_submit() -> str | tuple[str, int]:
         return render_template("link_invalid.html"), 400
     if isinstance(result, PolicyViolation):
         return render_template("reset_password.html", token=token, error=result.message), 400
-    return render_template("password_reset_done.html")
+    # "Sign in" leads to the portal's front door: through sign-in (both factors) to the dashboard.
+    return render_template("password_reset_done.html", portal_url=container().settings.portal_url)
 
 
 @bp.get("/invite")
