@@ -41,6 +41,7 @@ def unauthorized(error: str | None, description: str) -> Response:
     response = jsonify(error=error or "unauthorized", message=description)
     response.status_code = 401
     response.headers["WWW-Authenticate"] = challenge
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

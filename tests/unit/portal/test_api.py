@@ -199,3 +199,20 @@ def test_every_route_under_api_v1_is_in_the_document(harness: Harness) -> None:
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     assert routed == documented
+
+
+def test_maintenance_answers_json(harness: Harness, practice: PracticeFixture) -> None:
+    from services.common.maintenance import Maintenance
+
+    headers = bearer(harness, practice)
+    Maintenance(harness.redis, "unit:").turn_on("Back at 3 pm.")  # type: ignore[arg-type]
+    response = harness.client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.get_json() == {"error": "maintenance", "message": "Back at 3 pm."}
+
+
+def test_unknown_routes_and_methods_answer_json(harness: Harness, practice: PracticeFixture) -> None:
+    headers = bearer(harness, practice)
+    assert harness.client.get("/api/v1/nothing-here", headers=headers).get_json()["error"] == "not_found"
+    wrong_method = harness.client.delete("/api/v1/accounts", headers=headers)
+    assert wrong_method.status_code == 405 and wrong_method.is_json
