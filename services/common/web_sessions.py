@@ -75,6 +75,7 @@ class RedisSessionInterface(SessionInterface):
         absolute_timeout_s: int,
         secure: bool,
         clock: Callable[[], float] = time.time,
+        unavailable: Callable[[], Response] | None = None,
     ) -> None:
         self._client_factory = client_factory
         self._keys = keys
@@ -83,6 +84,7 @@ class RedisSessionInterface(SessionInterface):
         self.absolute_timeout_s = absolute_timeout_s
         self.secure = secure
         self.clock = clock
+        self._unavailable = unavailable
 
     def _key(self, sid: str) -> str:
         return self._keys("session", hashlib.sha256(sid.encode()).hexdigest())
@@ -112,6 +114,21 @@ class RedisSessionInterface(SessionInterface):
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
         if session.unavailable:
             return
+        try:
+            self._save(session, response)
+        except redis.RedisError:
+            # Redis went away after the page was built: the page (often a redirect that
+            # assumes the session was saved) must not go out; answer 503, never a 500.
+            from services.common.web import unavailable_page
+
+            replacement = self._unavailable() if self._unavailable else unavailable_page()
+            response.status_code = replacement.status_code
+            response.set_data(replacement.get_data())
+            response.mimetype = replacement.mimetype
+            response.headers.pop("Location", None)
+            response.headers["Retry-After"] = replacement.headers["Retry-After"]
+
+    def _save(self, session: ServerSession, response: Response) -> None:
         client = self._client_factory()
         cookie_kwargs = {
             "httponly": True,

@@ -23,7 +23,7 @@ from services.common import db, web
 from services.common.maintenance import RETRY_AFTER_S, Maintenance
 from services.common.redis_conn import Keys
 from services.common.token_client import TokenServiceUnavailable, TokenVerifier
-from services.common.web_sessions import RedisSessionInterface, ServerSession
+from services.common.web_sessions import RedisSessionInterface
 from services.portal import bootstrap
 from services.portal.permissions import Permission
 from services.portal.service_layer import Services
@@ -52,26 +52,6 @@ log = logging.getLogger(__name__)
 ALWAYS_SERVED = frozenset({"healthz", "readyz", "static"})
 # How long the portal waits for auth's HTTP endpoints (discovery, token, JWKS).
 AUTH_HTTP_TIMEOUT_S = 5.0
-
-
-class PortalSessionInterface(RedisSessionInterface):
-    """Server-side sessions whose save failing (Redis gone mid-request) gives a 503.
-
-    Without this the response already built — often a redirect that assumes
-    the session was saved — would go out, or Flask would answer a bare 500.
-    """
-
-    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
-        try:
-            super().save_session(app, session, response)
-        except redis.RedisError as exc:
-            log.warning("session not saved: Redis unavailable", extra={"reason": type(exc).__name__})
-            replacement = pages.unavailable()
-            response.status_code = replacement.status_code
-            response.set_data(replacement.get_data())
-            response.mimetype = replacement.mimetype
-            response.headers.pop("Location", None)
-            response.headers["Retry-After"] = replacement.headers["Retry-After"]
 
 
 def create_app(
@@ -103,7 +83,7 @@ def create_app(
         MAX_CONTENT_LENGTH=1024 * 1024,
         PREFERRED_URL_SCHEME="https" if settings.tls else "http",
     )
-    sessions = PortalSessionInterface(
+    sessions = RedisSessionInterface(
         lambda: redis_client,
         keys,
         settings.session_cookie_name,
@@ -111,6 +91,7 @@ def create_app(
         absolute_timeout_s=settings.session_max_s,
         secure=settings.tls,
         clock=clock,
+        unavailable=pages.unavailable,
     )
     app.session_interface = sessions
 
@@ -159,6 +140,7 @@ def create_app(
             "auth_grpc": verifier.check_ready,
         },
         tls=settings.tls,
+        trusted_proxies=settings.trusted_proxies,
     )
     maintenance = Maintenance(redis_client, settings.redis_key_prefix)
 
