@@ -25,6 +25,27 @@ def _signed_in_user_pk() -> str | None:
     return str(auth["user_pk"])
 
 
+def _check_current_password(user_pk: str, password: str):  # type: ignore[no-untyped-def]
+    """Re-authentication for a credential change, under the same lockout rules as sign-in
+    (someone holding a stolen session must not get unlimited password guesses here).
+
+    None when right; a message when wrong; a response when locked, throttled or unavailable.
+    """
+    from services.auth.signin import Outcome, SignIn
+    from services.auth.web.signin_views import _refusal, device_cookie
+
+    with container().db() as db:
+        user = db.get(User, user_pk)
+        user_id = user.user_id if user else ""
+    result = SignIn(container()).check_password(user_id, password, origin(), device_cookie())
+    refused = _refusal(result, "change_password.html")
+    if refused is not None:
+        return refused
+    if result.outcome is Outcome.BAD_CREDENTIALS:
+        return "Your current password is not right."
+    return None
+
+
 @bp.get("/")
 def home() -> Response | str:
     user_pk = _signed_in_user_pk()
@@ -54,12 +75,17 @@ def change_password() -> Response | str | tuple[str, int]:
     new = request.form.get("new_password", "")[:2048]
     confirm = request.form.get("confirm_password", "")[:2048]
     c = container()
+    refused = _check_current_password(user_pk, current)
+    if refused is not None:
+        return (
+            refused
+            if not isinstance(refused, str)
+            else (render_template("change_password.html", error=refused), 400)
+        )
     with transaction(c.db) as db:
         user = db.get(User, user_pk)
         if user is None:
             return redirect(url_for("signin.signin_form"))
-        if not c.passwords.verify(user.password_hash, current):
-            return render_template("change_password.html", error="Your current password is not right."), 400
         if new != confirm:
             return render_template(
                 "change_password.html", error="The two new passwords are not the same."
@@ -147,14 +173,17 @@ def regenerate_recovery_codes() -> Response | str | tuple[str, int]:
     from services.auth import events, recovery_codes
 
     c = container()
+    refused = _check_current_password(user_pk, request.form.get("current_password", "")[:1024])
+    if refused is not None:
+        return (
+            refused
+            if not isinstance(refused, str)
+            else (render_template("account_recovery_codes.html", codes=None, error=refused), 400)
+        )
     with transaction(c.db) as db:
         user = db.get(User, user_pk)
         if user is None:
             return redirect(url_for("signin.signin_form"))
-        if not c.passwords.verify(user.password_hash, request.form.get("current_password", "")[:1024]):
-            return render_template(
-                "account_recovery_codes.html", codes=None, error="Your current password is not right."
-            ), 400
         codes = recovery_codes.issue(db, c.settings.totp_key, user.id)
         events.record(
             db,
