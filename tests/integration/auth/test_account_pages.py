@@ -59,3 +59,22 @@ def test_new_recovery_codes_need_the_password_and_void_the_old_ones(auth_app, au
     with auth_container.db() as db:
         assert recovery_codes.remaining(db, user.user_pk) == 10
         assert not recovery_codes.redeem(db, auth_container.settings.totp_key, user.user_pk, codes_1[0])
+
+
+def test_guessing_the_current_password_on_the_change_page_locks_like_sign_in(auth_app, auth_container: Container) -> None:
+    user = make_user(auth_container)
+    browser = _signed_in(auth_app, user)
+    form = browser.get("/account/password").get_data(as_text=True)
+    token = csrf(form)
+    threshold = auth_container.settings.lockout.threshold
+    for _ in range(threshold):
+        wrong = browser.post(
+            "/account/password",
+            data={"csrf_token": token, "current_password": "a wrong guess", "new_password": "x", "confirm_password": "x"},
+        )
+        assert wrong.status_code == 400
+    locked = browser.post(
+        "/account/password",
+        data={"csrf_token": token, "current_password": user.password, "new_password": "x", "confirm_password": "x"},
+    )
+    assert locked.status_code == 423
