@@ -85,6 +85,12 @@ def problems(env: Env, *, look_for_demo_users: bool = True) -> list[str]:
             )
         elif value.startswith("dev-only-") or len(value) < 32:
             found.append(f"{name} is a development or short value: use at least 32 random characters")
+    memory = config.get_int(env, "AUTH_ARGON2_MEMORY_KIB", 19456)
+    time_cost = config.get_int(env, "AUTH_ARGON2_TIME_COST", 2)
+    if memory < 19456 or time_cost < 2:
+        found.append(
+            f"argon2id m={memory} KiB, t={time_cost} is below the OWASP minimum (m=19456 KiB, t=2, p=1)"
+        )
     if look_for_demo_users:
         found.extend(_demo_users(env))
     return found

@@ -32,6 +32,7 @@ def test_each_unsafe_setting_is_named() -> None:
         "PORTAL_DATABASE_URL": "sqlite:///var/portal.db",
         "NOTIFY_SMTP_URL": "",
         "AUTH_TOTP_KEY": "dev-only-totp-key-0000000000000000000000",
+        "AUTH_ARGON2_MEMORY_KIB": "8192",
     }
     unsafe.pop("REDIS_URL")
     found = "\n".join(problems(unsafe, look_for_demo_users=False))
@@ -40,6 +41,7 @@ def test_each_unsafe_setting_is_named() -> None:
     assert "embedded Redis" in found
     assert "file" in found  # the file mail transport
     assert "AUTH_TOTP_KEY is a development" in found
+    assert "below the OWASP minimum" in found
 
 
 def test_secrets_and_url_passwords_are_masked() -> None:
