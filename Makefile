@@ -32,7 +32,7 @@ run: proto ## start the whole system on embedded defaults (SQLite, embedded Redi
 
 .PHONY: lint
 lint: proto ## ruff over the code
-	.venv/bin/ruff check services tests deploy
+	.venv/bin/ruff check services tests deploy bench
 
 .PHONY: test-unit
 test-unit: proto ## the fast loop: unit tests only

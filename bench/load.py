@@ -1,0 +1,265 @@
+"""Closed-loop load from several caller processes.
+
+Each caller is its own process (so the callers do not share one GIL) with its
+own connection. It does its warm-up requests, waits at a barrier with the
+others, then makes a fixed number of requests one after another, timing each.
+Requests per second are the timed requests of all callers divided by the
+time from the first caller's start to the last caller's end.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from bench.client import BenchError, Browser, Connection, expect, sign_in
+
+BARRIER_TIMEOUT_S = 300.0
+
+
+@dataclass
+class CallerSpec:
+    """What one caller process does; ``kind`` names the loop (see ``_prepare``)."""
+
+    kind: str
+    address: str
+    warmup: int
+    count: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CallerResult:
+    latencies: list[float]
+    start: float
+    end: float
+    error: str | None
+    state: dict[str, Any]
+
+
+@dataclass
+class Stats:
+    requests: int
+    seconds: float
+    per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "per_s": round(self.per_s, 1),
+            "p50_ms": round(self.p50_ms, 3),
+            "p95_ms": round(self.p95_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "max_ms": round(self.max_ms, 3),
+            "errors": self.errors,
+        }
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), round(fraction * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+def summarise(latencies: list[float], seconds: float, errors: list[str]) -> Stats:
+    ordered = sorted(latencies)
+    ms = [v * 1000 for v in ordered]
+    return Stats(
+        requests=len(ordered),
+        seconds=seconds,
+        per_s=len(ordered) / seconds if seconds > 0 else float("nan"),
+        p50_ms=percentile(ms, 0.50),
+        p95_ms=percentile(ms, 0.95),
+        p99_ms=percentile(ms, 0.99),
+        max_ms=ms[-1] if ms else float("nan"),
+        errors=errors,
+    )
+
+
+@dataclass
+class Run:
+    """One load run: every timed latency, the span from first start to last end, errors, states."""
+
+    latencies: list[float]
+    seconds: float
+    errors: list[str]
+    states: list[dict[str, Any]]
+
+    @property
+    def stats(self) -> Stats:
+        return summarise(self.latencies, self.seconds, self.errors)
+
+
+def merge(runs: list[Run]) -> Stats:
+    """Figures over several runs (rounds): their latencies together, their spans added up."""
+    return summarise(
+        [v for r in runs for v in r.latencies],
+        sum(r.seconds for r in runs),
+        [e for r in runs for e in r.errors],
+    )
+
+
+def run(specs: list[CallerSpec]) -> Run:
+    """Run the callers at once; returns their figures and each caller's final state."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(specs))
+    results: Any = ctx.Queue()
+    processes = [ctx.Process(target=_caller, args=(spec, barrier, results), daemon=True) for spec in specs]
+    for process in processes:
+        process.start()
+    collected: list[CallerResult] = []
+    try:
+        while len(collected) < len(specs):
+            try:
+                collected.append(results.get(timeout=5))
+            except queue.Empty:
+                if not any(p.is_alive() for p in processes):
+                    break
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+    errors = [r.error for r in collected if r.error]
+    if len(collected) < len(specs):
+        errors.append(f"{len(specs) - len(collected)} caller(s) died without a result")
+    timed = [r for r in collected if r.latencies]
+    seconds = (max(r.end for r in timed) - min(r.start for r in timed)) if timed else 0.0
+    return Run([v for r in collected for v in r.latencies], seconds, errors, [r.state for r in collected])
+
+
+def _caller(spec: CallerSpec, barrier: Any, results: Any) -> None:
+    state: dict[str, Any] = {}
+    try:
+        step = _prepare(spec, state)
+        for i in range(spec.warmup):
+            step(i)
+    except Exception as exc:  # noqa: BLE001 - reported in the results, not raised in a child
+        barrier.abort()
+        results.put(CallerResult([], 0.0, 0.0, f"warm-up: {type(exc).__name__}: {exc}", state))
+        return
+    try:
+        barrier.wait(BARRIER_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - another caller failed its warm-up
+        results.put(CallerResult([], 0.0, 0.0, f"barrier: {type(exc).__name__}", state))
+        return
+    latencies: list[float] = []
+    error = None
+    clock = time.perf_counter
+    start = clock()
+    try:
+        for i in range(spec.warmup, spec.warmup + spec.count):
+            began = clock()
+            step(i)
+            latencies.append(clock() - began)
+    except Exception as exc:  # noqa: BLE001 - reported in the results
+        error = f"{type(exc).__name__}: {exc}"
+    end = clock()
+    results.put(CallerResult(latencies, start, end, error, state))
+
+
+def _prepare(spec: CallerSpec, state: dict[str, Any]) -> Callable[[int], None]:
+    if spec.kind == "grpc":
+        return _grpc_step(spec, state)
+    host, _, port = spec.address.rpartition(":")
+    connection = Connection(host, int(port))
+    p = spec.params
+    headers = {"Authorization": p["auth"]} if p.get("auth") else {}
+
+    if spec.kind == "code":
+        # Pre-minted authorization codes, one per request.
+        def code_step(i: int) -> None:
+            code, verifier = p["codes"][i]
+            form = {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": p["redirect_uri"],
+                "code_verifier": verifier,
+            }
+            body = expect(connection.post_form(p["path"], form, headers), 200, "code exchange").json()
+            if "access_token" not in body or "refresh_token" not in body:
+                raise BenchError(f"code exchange answered without tokens: {sorted(body)}")
+            state["refresh_token"] = body["refresh_token"]
+            state["access_token"] = body["access_token"]
+
+        return code_step
+
+    if spec.kind == "refresh":
+        # Each request spends the refresh token the previous answer gave (rotation).
+        state["refresh_token"] = p["refresh_token"]
+        state["rotated"] = 0
+
+        def refresh_step(i: int) -> None:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": state["refresh_token"],
+                **p.get("extra", {}),
+            }
+            body = expect(connection.post_form(p["path"], form, headers), 200, "refresh").json()
+            new = body.get("refresh_token") or state["refresh_token"]
+            if new != state["refresh_token"]:
+                state["rotated"] += 1
+            state["refresh_token"] = new
+            state["access_token"] = body["access_token"]
+
+        return refresh_step
+
+    if spec.kind == "form":
+        # The same form again and again (client credentials, introspection, recovery pages).
+        body = urlencode(p["form"]).encode()
+        want = p["expect"]
+
+        def form_step(i: int) -> None:
+            reply = connection.request("POST", p["path"], body, headers)
+            expect(reply, 200, p["path"])
+            if want == "access_token" and b'"access_token"' not in reply.body:
+                raise BenchError(f"no access token: {reply.text[:200]!r}")
+            if want == "active" and not reply.json().get("active"):
+                raise BenchError(f"introspection said inactive: {reply.text[:200]!r}")
+
+        return form_step
+
+    if spec.kind == "signin":
+        return _signin_step(connection, p)
+
+    raise ValueError(f"unknown caller kind {spec.kind!r}")
+
+
+def _signin_step(connection: Connection, p: dict[str, Any]) -> Callable[[int], None]:
+    """One whole browser sign-in per step (a fresh cookie jar), each with a user of its own,
+    so the single use of a TOTP code per user and time step never refuses one."""
+
+    def step(i: int) -> None:
+        sign_in(Browser(connection), p["authorize"][i], tuple(p["users"][i]), p["redirect_uri"])
+
+    return step
+
+
+def _grpc_step(spec: CallerSpec, state: dict[str, Any]) -> Callable[[int], None]:
+    import grpc
+
+    from providercenter.auth.v1 import token_pb2, token_pb2_grpc
+
+    channel = grpc.insecure_channel(spec.address)
+    stub = token_pb2_grpc.TokenServiceStub(channel)
+    request = token_pb2.ValidateTokenRequest(token=spec.params["token"], audience=spec.params["audience"])
+
+    def step(i: int) -> None:
+        response = stub.ValidateToken(request, timeout=5)
+        if not response.active:
+            raise BenchError(f"ValidateToken said inactive: {response.reason}")
+
+    return step
