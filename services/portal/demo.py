@@ -202,7 +202,12 @@ def seed_practice(session: Session, practice: DemoPractice, rng: random.Random, 
                 now=submitted,
                 rng=rng,
             )
-            if rng.random() < 0.65 or index == 0:
+            purchased = rng.random() < 0.65 or index == 0
+            if not purchased and rng.random() < 0.15:
+                # A few accounts closed by their holders, or suspended by the issuer, for the status filter.
+                status = ("closed", "suspended")[index % 2]
+                session.execute(update(Account).where(Account.account_id == account_id).values(status=status))
+            if purchased:
                 _first_purchase(
                     session,
                     rng,
