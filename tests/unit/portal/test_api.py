@@ -34,7 +34,9 @@ def practice(harness: Harness) -> PracticeFixture:
 @pytest.mark.parametrize(
     "header", [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer not-a-token", "bearer unknown"]
 )
-def test_no_valid_token_is_401_with_a_challenge_never_a_redirect(harness: Harness, header: str | None) -> None:
+def test_no_valid_token_is_401_with_a_challenge_never_a_redirect(
+    harness: Harness, header: str | None
+) -> None:
     headers = {"Authorization": header} if header is not None else {}
     response = harness.client.get("/api/v1/accounts", headers=headers)
     assert response.status_code == 401
@@ -69,7 +71,9 @@ def test_auth_down_is_a_json_503(harness: Harness, practice: PracticeFixture) ->
 
 def test_apply_then_look_up_then_view_through_the_api(harness: Harness, practice: PracticeFixture) -> None:
     headers = bearer(harness, practice, "front_desk")
-    created = harness.client.post("/api/v1/applications", json=applicant(practice.locations[0]), headers=headers)
+    created = harness.client.post(
+        "/api/v1/applications", json=applicant(practice.locations[0]), headers=headers
+    )
     assert created.status_code == 201, created.get_json()
     body = created.get_json()
     assert body["detail"]["summary"]["status"] == "approved"
@@ -94,12 +98,16 @@ def test_apply_then_look_up_then_view_through_the_api(harness: Harness, practice
     assert apps["total"] == 1
     one = harness.client.get(f"/api/v1/applications/{apps['items'][0]['application_id']}", headers=headers)
     assert one.status_code == 200 and one.get_json()["consent"] is True
-    assert harness.client.get(f"/api/v1/accounts/{account_id}/transactions", headers=headers).get_json() == {"items": []}
+    assert harness.client.get(f"/api/v1/accounts/{account_id}/transactions", headers=headers).get_json() == {
+        "items": []
+    }
 
 
 def test_declined_with_reasons_through_the_api(harness: Harness, practice: PracticeFixture) -> None:
     body = applicant(practice.locations[0], date_of_birth="2012-01-01")
-    response = harness.client.post("/api/v1/applications", json=body, headers=bearer(harness, practice, "front_desk"))
+    response = harness.client.post(
+        "/api/v1/applications", json=body, headers=bearer(harness, practice, "front_desk")
+    )
     assert response.status_code == 201
     detail = response.get_json()["detail"]
     assert detail["summary"]["status"] == "declined"
@@ -108,11 +116,22 @@ def test_declined_with_reasons_through_the_api(harness: Harness, practice: Pract
 
 
 def test_prequalification_through_the_api(harness: Harness, practice: PracticeFixture) -> None:
-    body = {"first_name": "Ana", "last_name": "Reyes", "street": "1 Elm St", "city": "Portland", "state": "OR",
-            "zip": "97214", "annual_income_cents": 30_000_00}
-    response = harness.client.post("/api/v1/prequalifications", json=body, headers=bearer(harness, practice, "front_desk"))
+    body = {
+        "first_name": "Ana",
+        "last_name": "Reyes",
+        "street": "1 Elm St",
+        "city": "Portland",
+        "state": "OR",
+        "zip": "97214",
+        "annual_income_cents": 30_000_00,
+    }
+    response = harness.client.post(
+        "/api/v1/prequalifications", json=body, headers=bearer(harness, practice, "front_desk")
+    )
     assert response.get_json() == {"first_name": "Ana", "likely": True, "estimated_limit_cents": 6_000_00}
-    denied = harness.client.post("/api/v1/prequalifications", json=body, headers=bearer(harness, practice, "read_only"))
+    denied = harness.client.post(
+        "/api/v1/prequalifications", json=body, headers=bearer(harness, practice, "read_only")
+    )
     assert denied.status_code == 403
     assert denied.get_json()["permission"] == "prequalification"
 
@@ -127,15 +146,21 @@ def test_prequalification_through_the_api(harness: Harness, practice: PracticeFi
         ({"amount_cents": 100_00, "plan_code": "DI12"}, "amount_cents"),  # under the $200 minimum
     ],
 )
-def test_bad_input_is_400_naming_the_field(harness: Harness, practice: PracticeFixture, body: dict, field: str) -> None:
-    response = harness.client.post("/api/v1/estimates", json=body, headers=bearer(harness, practice, "front_desk"))
+def test_bad_input_is_400_naming_the_field(
+    harness: Harness, practice: PracticeFixture, body: dict, field: str
+) -> None:
+    response = harness.client.post(
+        "/api/v1/estimates", json=body, headers=bearer(harness, practice, "front_desk")
+    )
     assert response.status_code == 400
     assert response.get_json()["error"] == "validation_error"
     assert field in response.get_json()["fields"]
 
 
 @pytest.mark.parametrize("data", ["not json", "[1, 2]", "null", '{"a": '])
-def test_a_body_that_is_not_a_json_object_is_400(harness: Harness, practice: PracticeFixture, data: str) -> None:
+def test_a_body_that_is_not_a_json_object_is_400(
+    harness: Harness, practice: PracticeFixture, data: str
+) -> None:
     response = harness.client.post(
         "/api/v1/estimates", data=data, content_type="application/json", headers=bearer(harness, practice)
     )
@@ -145,29 +170,45 @@ def test_a_body_that_is_not_a_json_object_is_400(harness: Harness, practice: Pra
 
 def test_estimate_and_plan_offers_through_the_api(harness: Harness, practice: PracticeFixture) -> None:
     desk = bearer(harness, practice, "front_desk")
-    estimate = harness.client.post("/api/v1/estimates", json={"plan_code": "STD", "amount_cents": 1_000_00}, headers=desk)
+    estimate = harness.client.post(
+        "/api/v1/estimates", json={"plan_code": "STD", "amount_cents": 1_000_00}, headers=desk
+    )
     assert estimate.status_code == 200 and estimate.get_json()["months"] == 24
-    not_offered = harness.client.post("/api/v1/estimates", json={"plan_code": "RA36", "amount_cents": 2_000_00}, headers=desk)
+    not_offered = harness.client.post(
+        "/api/v1/estimates", json={"plan_code": "RA36", "amount_cents": 2_000_00}, headers=desk
+    )
     assert not_offered.status_code == 404
     refused = harness.client.put("/api/v1/plans/offered", json={"plan_codes": ["RA36"]}, headers=desk)
     assert refused.status_code == 403 and refused.get_json()["permission"] == "manage_promotions"
     manager = bearer(harness, practice, "manager")
     saved = harness.client.put("/api/v1/plans/offered", json={"plan_codes": ["RA36", "STD"]}, headers=manager)
     assert [p["code"] for p in saved.get_json()["items"] if p["offered"]] == ["RA36", "STD"]
-    assert harness.client.post("/api/v1/estimates", json={"plan_code": "RA36", "amount_cents": 2_000_00}, headers=desk).status_code == 200
+    assert (
+        harness.client.post(
+            "/api/v1/estimates", json={"plan_code": "RA36", "amount_cents": 2_000_00}, headers=desk
+        ).status_code
+        == 200
+    )
 
 
 def test_audit_log_through_the_api_is_for_admins(harness: Harness, practice: PracticeFixture) -> None:
     harness.client.get("/api/v1/accounts", headers=bearer(harness, practice, "read_only"))
-    assert harness.client.get("/api/v1/audit-log", headers=bearer(harness, practice, "manager")).status_code == 403
-    page = harness.client.get("/api/v1/audit-log?action=account.list", headers=bearer(harness, practice, "admin")).get_json()
+    assert (
+        harness.client.get("/api/v1/audit-log", headers=bearer(harness, practice, "manager")).status_code
+        == 403
+    )
+    page = harness.client.get(
+        "/api/v1/audit-log?action=account.list", headers=bearer(harness, practice, "admin")
+    ).get_json()
     assert page["total"] == 1
     assert page["items"][0]["channel"] == "api" and page["items"][0]["actor_roles"] == "read_only"
 
 
 def test_a_token_without_a_practice_gets_nothing(harness: Harness) -> None:
     token = "service-token"
-    harness.verifier.issue(token, sub="svc", practice_id="", roles=(), exp=int(harness.clock()) + 300, client_id="svc")
+    harness.verifier.issue(
+        token, sub="svc", practice_id="", roles=(), exp=int(harness.clock()) + 300, client_id="svc"
+    )
     response = harness.client.get("/api/v1/accounts", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 403
 
@@ -216,3 +257,55 @@ def test_unknown_routes_and_methods_answer_json(harness: Harness, practice: Prac
     assert harness.client.get("/api/v1/nothing-here", headers=headers).get_json()["error"] == "not_found"
     wrong_method = harness.client.delete("/api/v1/accounts", headers=headers)
     assert wrong_method.status_code == 405 and wrong_method.is_json
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "reasons"),
+    [
+        ({}, "approved", []),
+        ({"monthly_housing_cents": 2_200_00}, "pending_review", []),
+        ({"requested_cents": 15_000_00}, "pending_review", []),
+        ({"monthly_housing_cents": 2_600_00}, "declined", ["Excessive obligations in relation to income"]),
+        ({"requested_cents": 30_000_00}, "declined", ["Income insufficient for amount of credit requested"]),
+        (
+            {"annual_income_cents": 11_000_00, "monthly_housing_cents": 300_00, "requested_cents": 1_000_00},
+            "declined",
+            ["Income insufficient for amount of credit requested"],
+        ),
+    ],
+)
+def test_each_decision_rule_through_the_api(
+    harness: Harness, practice: PracticeFixture, overrides: dict, status: str, reasons: list[str]
+) -> None:
+    response = harness.client.post(
+        "/api/v1/applications",
+        json=applicant(practice.locations[0], **overrides),
+        headers=bearer(harness, practice, "manager"),
+    )
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["detail"]["summary"]["status"] == status
+    assert body["detail"]["reasons"] == reasons
+    assert (body["account_number"] is not None) == (status == "approved")
+
+
+def test_lookup_by_identity_through_the_api_links_and_audits(
+    harness: Harness, practice: PracticeFixture
+) -> None:
+    other = make_practice(harness.portal.db, "Elsewhere")
+    created = harness.client.post(
+        "/api/v1/applications",
+        json=applicant(other.locations[0], first_name="Idris", last_name="Vance", date_of_birth="1975-05-05"),
+        headers=bearer(harness, other),
+    ).get_json()
+    headers = bearer(harness, practice, "front_desk")
+    assert harness.client.get("/api/v1/accounts", headers=headers).get_json()["total"] == 0
+    query = {"first_name": "Idris", "last_name": "Vance", "date_of_birth": "1975-05-05", "zip": "97214"}
+    found = harness.client.post("/api/v1/account-lookups", json=query, headers=headers).get_json()["items"]
+    assert [a["account_id"] for a in found] == [created["detail"]["account_id"]]
+    assert harness.client.get("/api/v1/accounts", headers=headers).get_json()["total"] == 1
+    log = harness.client.get(
+        "/api/v1/audit-log?action=account.lookup", headers=bearer(harness, practice, "admin")
+    )
+    assert log.get_json()["items"][0]["object_id"] == created["detail"]["account_id"]
+    assert "Vance" not in log.get_data(as_text=True)
