@@ -3,7 +3,7 @@ end sessions. Every change ends what it must (sessions, tokens) and is logged.""
 
 from __future__ import annotations
 
-from services.auth import directory, events, token_store
+from services.auth import directory, events, link_tokens, token_store
 from services.auth.bootstrap import Container
 from services.auth.store.models import RecoveryCode, User
 from services.common.db import transaction
@@ -14,6 +14,8 @@ class AccountError(ValueError):
 
 
 def _end_everything(container: Container, db, user: User) -> int:  # type: ignore[no-untyped-def]
+    """Sessions, tokens and outstanding emailed links (SECURITY.md E.24) all end."""
+    link_tokens.void_all(db, user.id, ("reset", "unlock", "invite"))
     ended = container.sessions.end_all_for_user(user.id)
     token_store.revoke_user(db, container.revocation, user.id)
     return len(ended)

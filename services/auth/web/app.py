@@ -42,6 +42,7 @@ def create_app(container: Container) -> Flask:
             "redis": lambda: container.redis.ping() and None,
         },
         tls=settings.tls,
+        trusted_proxies=settings.trusted_proxies,
     )
     app.extensions["oauth_server"] = build_server(app, container)
 
@@ -66,6 +67,7 @@ def create_app(container: Container) -> Flask:
     app.jinja_env.globals["csrf_token"] = web.csrf_token
     app.jinja_env.globals["support_email"] = settings.support_email
     app.jinja_env.globals["support_phone"] = settings.support_phone
+    app.jinja_env.globals["password_min_length"] = settings.password_min_length
 
     from services.auth.web import account_views, oauth_views, recovery_views, signin_views
 

@@ -220,11 +220,6 @@ def test_a_suspended_account_s_link_opens_nothing(stack: Stack, inbox: SmtpInbox
     assert refused.status_code == 400 and "no longer valid" in refused.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suspension does not void outstanding links (SECURITY.md E.24): accounts.apply('suspend') "
-    "should call link_tokens.void_all; services/auth/accounts.py is outside recovery's files",
-)
 def test_a_link_issued_before_a_suspension_stays_void_after_reactivation(
     stack: Stack, inbox: SmtpInbox
 ) -> None:
