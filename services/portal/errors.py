@@ -29,6 +29,16 @@ class Forbidden(PortalError):
         self.permission = permission
 
 
+class TooManyRequests(PortalError):
+    """Too many attempts in a short time; try again after ``retry_after_s`` seconds."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"Too many look-ups in a short time. Try again in {max(1, retry_after_s // 60)} minutes."
+        )
+        self.retry_after_s = retry_after_s
+
+
 class ValidationError(PortalError):
     """Input that breaks a rule; ``fields`` maps each field name to what is wrong with it."""
 

@@ -9,6 +9,7 @@ from services.common import config
 from services.common.config import ConfigError, Env
 from services.common.db import database_url
 from services.common.redis_conn import key_prefix, redis_url
+from services.common.webserver import default_workers
 
 
 def _base_url(env: Env, name: str, default: str) -> str:
@@ -43,6 +44,9 @@ class Settings:
     web_workers: int = 2
     # Proxies in front of the portal that append to X-Forwarded-For (ingress: 1); 0 locally.
     trusted_proxies: int = 0
+    # Account look-ups one user may make per window (services/portal/throttle.py).
+    lookup_limit: int = 30
+    lookup_window_s: int = 600
 
     @classmethod
     def from_env(cls, env: Env) -> Settings:
@@ -61,8 +65,10 @@ class Settings:
             redis_url=redis_url(env),
             redis_key_prefix=key_prefix(env),
             database_url=database_url(env, "portal"),
-            web_workers=config.get_int(env, "PORTAL_WEB_WORKERS", 2, minimum=1),
+            web_workers=config.get_int(env, "PORTAL_WEB_WORKERS", default_workers(), minimum=1),
             trusted_proxies=config.get_int(env, "PORTAL_TRUSTED_PROXIES", 0, minimum=0),
+            lookup_limit=config.get_int(env, "PORTAL_LOOKUP_LIMIT", 30, minimum=1),
+            lookup_window_s=config.get_int(env, "PORTAL_LOOKUP_WINDOW_S", 600, minimum=1),
         )
         if settings.session_idle_s > settings.session_max_s:
             raise ConfigError("PORTAL_SESSION_IDLE_S must not exceed PORTAL_SESSION_MAX_S")

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from services.common.db import transaction
 from services.portal import cards, plans
-from services.portal.errors import NotFound, ValidationError
+from services.portal.errors import NotFound, TooManyRequests, ValidationError
 from services.portal.permissions import Actor, Permission
 from services.portal.service_layer import inputs
 from services.portal.service_layer.unit import Deps, Page, guard, new_id
@@ -336,6 +336,13 @@ class AccountService:
         """Find the patient's account(s); each match is linked to the practice and audited."""
         guard(self.deps, actor, Permission.ACCOUNT_LOOKUP, "account.lookup", "account")
         values = parse(inputs.LOOKUP, data, text=text)
+        wait = self.deps.lookup_throttle.hit(f"lookup:{actor.practice_id}:{actor.sub}")
+        if wait is not None:
+            with transaction(self.deps.db) as session:
+                self.deps.audit.append(
+                    session, actor, "account.lookup", object_type="account", outcome="throttled"
+                )
+            raise TooManyRequests(wait)
         by_number = values["account_number"] is not None
         by_identity = any(values[name] is not None for name in ("first_name", "last_name", "date_of_birth"))
         if values["zip"] is None:

@@ -159,7 +159,7 @@ AUDIT_ACTIONS = (
     "plans.update",
     "activity.view",
 )
-AUDIT_OUTCOMES = ("ok", "not_found", "denied", "no_match")
+AUDIT_OUTCOMES = ("ok", "not_found", "denied", "no_match", "throttled")
 ACTIVITY_LIST = (
     Field("action", "enum", required=False, choices=AUDIT_ACTIONS),
     Field("outcome", "enum", required=False, choices=AUDIT_OUTCOMES),

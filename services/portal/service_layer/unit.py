@@ -15,6 +15,7 @@ from services.common.db import transaction
 from services.portal.audit import AuditLog
 from services.portal.errors import Forbidden
 from services.portal.permissions import Actor, Permission, require
+from services.portal.throttle import NoThrottle, Throttle
 from services.portal.validation import Field
 
 T = TypeVar("T")
@@ -40,6 +41,7 @@ PAGING_FIELDS = (
 class Deps:
     db: sessionmaker[Session]
     clock: Callable[[], float]
+    lookup_throttle: Throttle = NoThrottle()
 
     @property
     def audit(self) -> AuditLog:

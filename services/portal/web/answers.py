@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, request
 
-from services.portal.errors import Forbidden, NotFound, ValidationError
+from services.portal.errors import Forbidden, NotFound, TooManyRequests, ValidationError
 from services.portal.web import pages
 
 NOT_FOUND_TEXT = {
@@ -54,7 +54,20 @@ def invalid(exc: ValidationError) -> Response:
     )
 
 
+def too_many(exc: TooManyRequests) -> Response:
+    """RFC 6585 §4: 429 with ``Retry-After``."""
+    if is_api():
+        response = _json(429, error="too_many_requests", message=str(exc))
+    else:
+        response = pages.message(
+            429, "Please wait a little", str(exc), link="/", link_text="Back to the dashboard"
+        )
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 def install(app: Flask) -> None:
+    app.register_error_handler(TooManyRequests, too_many)
     app.register_error_handler(NotFound, not_found)
     app.register_error_handler(Forbidden, forbidden)
     app.register_error_handler(ValidationError, invalid)

@@ -29,6 +29,7 @@ from services.portal.permissions import Permission
 from services.portal.service_layer import Services
 from services.portal.service_layer.unit import Deps
 from services.portal.settings import Settings
+from services.portal.throttle import RedisWindowThrottle
 from services.portal.tokens import RedisTokenStore, RefreshBusy
 from services.portal.web import (
     accounts,
@@ -128,7 +129,15 @@ def create_app(
         db=session_factory,
         sessions=sessions,
         clock=clock,
-        services=Services.build(Deps(session_factory, clock)),
+        services=Services.build(
+            Deps(
+                session_factory,
+                clock,
+                lookup_throttle=RedisWindowThrottle(
+                    redis_client, keys, limit=settings.lookup_limit, window_s=settings.lookup_window_s
+                ),
+            )
+        ),
     )
 
     web.install(

@@ -46,6 +46,7 @@ ERRORS = {
     "403": ("Forbidden", "The token's roles do not include the permission this operation needs."),
     "404": ("NotFound", "No such object for this practice (another practice's object looks the same)."),
     "415": ("UnsupportedMediaType", "The body must be `application/json`."),
+    "429": ("TooManyRequests", "Too many attempts in a short time; see `Retry-After`."),
     "503": ("Unavailable", "Auth's token check or the database is out of reach; try again later."),
 }
 
@@ -196,6 +197,7 @@ def document() -> dict[str, Any]:
                 "account_lookup",
                 _items("AccountSummary"),
                 body=inputs.LOOKUP,
+                errors=("401", "403", "429", "503"),
             )
         },
         "/plans": {

@@ -106,5 +106,20 @@ class FakeRedis:
         self._check()
         return sum(1 for name in names if self.data.pop(name, None) is not None)
 
+    def incr(self, name: str) -> int:
+        """Keeps the key's expiry, like Redis."""
+        self._check()
+        value = int(self._live(name) or 0) + 1
+        expires = self.data[name][1] if name in self.data else None
+        self.data[name] = (str(value).encode(), expires)
+        return value
+
+    def ttl(self, name: str) -> int:
+        self._check()
+        if self._live(name) is None:
+            return -2
+        expires = self.data[name][1]
+        return -1 if expires is None else int(expires - self.clock())
+
     def keys_with(self, part: str) -> list[str]:
         return [key for key in self.data if part in key]
