@@ -25,41 +25,28 @@ def _web(args: argparse.Namespace) -> int:
     from services.auth.bootstrap import first_start
     from services.auth.settings import Settings
     from services.common import logs
+    from services.common.webserver import exec_gunicorn
 
     logs.configure("auth")
     settings = Settings.from_env(os.environ)
     first_start(_container())
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        settings.http_bind,
-        "--workers",
-        str(settings.web_workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-        "--graceful-timeout",
-        "20",
-        "--forwarded-allow-ips",
-        "127.0.0.1",
-        "services.auth.web.wsgi:app",
-    ]
-    os.execv(sys.executable, argv)
+    # gunicorn's settings (threads, timeouts, access log…) come from the environment:
+    # services/common/gunicorn_conf.py, shared with the portal.
+    exec_gunicorn("auth", settings.http_bind, settings.web_workers)
     return 0  # pragma: no cover - exec does not return
 
 
 def _grpc(args: argparse.Namespace) -> int:
     from services.auth import grpc_server
-    from services.common import logs
+    from services.common import config, logs
     from services.common.grpc_util import serve_until_signalled
 
     logs.configure("auth")
     container = _container()
     server, port, health = grpc_server.build(container, container.settings.grpc_addr)
-    serve_until_signalled(server, health, "auth", port)
+    serve_until_signalled(
+        server, health, "auth", port, metrics_bind=config.get(os.environ, "AUTH_GRPC_METRICS_BIND")
+    )
     return 0
 
 

@@ -1,15 +1,26 @@
 """The security event log: sign-ins, lockouts, unlocks, second-factor and
-password changes, suspensions. Never a password, code, secret or token."""
+password changes, suspensions. Never a password, code, secret or token.
+
+Every event goes through ``record()``, which is also where the metrics come
+from (``auth_security_events_total``, ``auth_sign_ins_total``,
+``auth_lockouts_total``): an event is counted when its transaction commits,
+so the counters never count what the log does not hold.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.auth import metrics
 from services.auth.store.models import SecurityEvent
 from services.common.db import utcnow
+
+# Events recorded in a session and not yet committed, in ``Session.info``.
+_UNCOUNTED = "pc_uncounted_events"
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,18 @@ def record(
             details=details or {},
         )
     )
+    db.info.setdefault(_UNCOUNTED, []).append((event, outcome, reason))
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    for event, outcome, reason in session.info.pop(_UNCOUNTED, ()):
+        metrics.count_event(event, outcome, reason)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_UNCOUNTED, None)
 
 
 def recent(db: Session, *, user_id: str | None = None, limit: int = 50) -> list[SecurityEvent]:

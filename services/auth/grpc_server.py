@@ -15,7 +15,7 @@ import grpc
 import redis
 
 from providercenter.auth.v1 import token_pb2, token_pb2_grpc, user_admin_pb2, user_admin_pb2_grpc
-from services.auth import staff_admin
+from services.auth import metrics, staff_admin
 from services.auth.bootstrap import Container
 from services.auth.store.models import Practice, User
 from services.auth.tokens import TokenInvalid
@@ -32,6 +32,23 @@ class TokenServicer(token_pb2_grpc.TokenServiceServicer):
         self._lock = threading.Lock()
 
     def ValidateToken(  # noqa: N802 - gRPC method name
+        self, request: token_pb2.ValidateTokenRequest, context: grpc.ServicerContext
+    ) -> token_pb2.ValidateTokenResponse:
+        started = time.perf_counter()
+        response: token_pb2.ValidateTokenResponse | None = None
+        try:
+            response = self._validate(request, context)
+            return response
+        finally:
+            metrics.VALIDATE_LATENCY.observe(time.perf_counter() - started)
+            if response is None:  # aborted: no audience, or the revocation state unavailable
+                metrics.TOKENS_VALIDATED.labels("error", "").inc()
+            elif response.active:
+                metrics.TOKENS_VALIDATED.labels("true", "").inc()
+            else:
+                metrics.TOKENS_VALIDATED.labels("false", token_pb2.InactiveReason.Name(response.reason)).inc()
+
+    def _validate(
         self, request: token_pb2.ValidateTokenRequest, context: grpc.ServicerContext
     ) -> token_pb2.ValidateTokenResponse:
         if not request.audience:

@@ -11,6 +11,7 @@ from services.common import config
 from services.common.config import ConfigError, Env
 from services.common.db import database_url
 from services.common.redis_conn import key_prefix, redis_url
+from services.common.webserver import default_workers
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Settings:
             trusted_proxies=config.get_int(env, "AUTH_TRUSTED_PROXIES", 0, minimum=0),
             support_email=config.get_str(env, "SUPPORT_EMAIL", "support@providercenter.example"),
             support_phone=config.get_str(env, "SUPPORT_PHONE", "1-800-555-0199"),
-            web_workers=config.get_int(env, "AUTH_WEB_WORKERS", 2, minimum=1),
+            web_workers=config.get_int(env, "AUTH_WEB_WORKERS", default_workers(), minimum=1),
             recovery_per_address=config.get_int(env, "AUTH_RECOVERY_PER_ADDRESS", 10, minimum=1),
             recovery_per_account=config.get_int(env, "AUTH_RECOVERY_PER_ACCOUNT", 3, minimum=1),
             recovery_window_s=config.get_int(env, "AUTH_RECOVERY_WINDOW_S", 3600, minimum=1),

@@ -25,6 +25,7 @@ from types import TracebackType
 import grpc
 
 from providercenter.notify.v1 import notify_pb2, notify_pb2_grpc
+from services.common import tracing
 from services.common.grpc_util import MAX_MESSAGE_BYTES
 
 DEFAULT_TIMEOUT_S = 2.0
@@ -113,7 +114,8 @@ class NotifyClient:
         with self._lock:
             if self._stub is None:
                 self._channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
-                self._stub = notify_pb2_grpc.NotifyServiceStub(self._channel)
+                # Every call carries the caller's request id and traceparent as metadata.
+                self._stub = notify_pb2_grpc.NotifyServiceStub(tracing.propagating(self._channel))
             return self._stub
 
     def send(

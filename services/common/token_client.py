@@ -43,7 +43,7 @@ from authlib.jose.errors import (
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from providercenter.auth.v1 import token_pb2, token_pb2_grpc
-from services.common import grpc_util
+from services.common import grpc_util, tracing
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,8 @@ class GrpcTokenVerifier:
             with self._channel_lock:
                 if self._stub is None:
                     self._channel = grpc_util.channel(self.address)
-                    self._stub = token_pb2_grpc.TokenServiceStub(self._channel)
+                    # Every call carries the caller's request id and traceparent as metadata.
+                    self._stub = token_pb2_grpc.TokenServiceStub(tracing.propagating(self._channel))
         return self._stub
 
     def verify(self, token: str) -> TokenInfo:

@@ -1,5 +1,7 @@
 """What every browser-facing Flask app here gets: security headers, CSRF,
-friendly error pages, the Redis-down page, and the health endpoints.
+friendly error pages, the Redis-down page, the health endpoints, ``/metrics``,
+and a trace per request (``X-Request-Id`` and W3C ``traceparent`` accepted
+or made, the id echoed back, one JSON log line per request).
 
 Only code under a service's ``web/`` package touches ``flask.request``; this
 module is the shared part of those.
@@ -11,11 +13,13 @@ import hmac
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template_string, request, session
 from werkzeug.exceptions import HTTPException
+
+from services.common import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +87,32 @@ def install(
     service: str,
     readiness_checks: dict[str, Check],
     tls: bool,
+    trusted_proxies: int = 0,
 ) -> None:
-    """Wire headers, request ids, error handling and ``/healthz`` + ``/readyz`` into ``app``."""
+    """Wire headers, request ids and traces, error handling, ``/healthz`` + ``/readyz``
+    and ``/metrics`` into ``app``.
+
+    ``/metrics`` is refused (404) to requests that came through a trusted proxy
+    (``trusted_proxies`` > 0 and an ``X-Forwarded-For`` header): behind an
+    ingress it is for the cluster's Prometheus, which scrapes the pod directly.
+    """
+
+    def _metrics_allowed(environ: dict[str, Any]) -> bool:
+        return trusted_proxies <= 0 or not environ.get("HTTP_X_FORWARDED_FOR")
+
+    app.wsgi_app = metrics.WsgiMetrics(app.wsgi_app, allowed=_metrics_allowed)  # type: ignore[method-assign]
 
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isprintable() else (uuid.uuid4().hex)
+        trace = tracing.new_trace(request.headers.get("X-Request-Id"), request.headers.get("traceparent"))
+        g.trace_token = tracing.begin(trace)
+        g.request_id = trace.request_id
         g.started = time.perf_counter()
+        request.environ[metrics.ROUTE_KEY] = request.url_rule.rule if request.url_rule else None
+
+    @app.teardown_request
+    def _end(_exc: BaseException | None) -> None:
+        tracing.end(g.pop("trace_token", None))
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -115,6 +137,7 @@ def install(
                     "status": response.status_code,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "request_id": g.request_id,
+                    "outcome": _outcome(response.status_code),
                 },
             )
         return response
@@ -169,6 +192,14 @@ def install(
         response = jsonify(status="ready" if ready else "not_ready", checks=results)
         response.status_code = 200 if ready else 503
         return response
+
+
+def _outcome(status: int) -> str:
+    if status >= 500:
+        return "error"
+    if status >= 400:
+        return "refused"
+    return "ok"
 
 
 def unavailable_page(retry_after_s: int = 60) -> Response:

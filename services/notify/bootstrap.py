@@ -26,13 +26,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from services import migrate
 from services.common import db
 from services.common.grpc_util import build_server, serve_until_signalled
+from services.common.metrics import Heartbeat, serve_http
 from services.notify.delivery_queue import DeliveryQueue
 from services.notify.grpc_server import SERVICE_NAME, registrar
+from services.notify.metrics import OutboxCollector
 from services.notify.outbox import Outbox
 from services.notify.rendering import Renderer
 from services.notify.settings import Settings
 from services.notify.transports import FileTransport, SmtpTransport, Transport, parse_smtp_url
-from services.notify.worker import DeliveryWorker, RetryPolicy, new_worker_id
+from services.notify.worker import DB_ERROR_WAIT_S, DeliveryWorker, RetryPolicy, new_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +196,9 @@ def run_server(settings: Settings) -> int:
     watcher = threading.Thread(target=_watch_database, args=(running, stop_watch), daemon=True)
     watcher.start()
     try:
-        serve_until_signalled(running.server, running.health, "notify", running.port)
+        serve_until_signalled(
+            running.server, running.health, "notify", running.port, metrics_bind=settings.grpc_metrics_bind
+        )
     finally:
         stop_watch.set()
         running.engine.dispose()
@@ -207,6 +211,15 @@ def run_worker(settings: Settings) -> int:
         return 1
     engine = build_engine(settings)
     worker = build_worker(settings, engine)
+    # /healthz fails when the loop stalls: one message takes at most about a lease.
+    heartbeat = Heartbeat(2 * settings.lease_s + 10 * settings.poll_s + DB_ERROR_WAIT_S)
+    worker.heartbeat = heartbeat.beat
+    exporter = serve_http(
+        settings.worker_metrics_bind,
+        "notify-worker",
+        health=heartbeat.problem,
+        collectors=[OutboxCollector(build_sessions(engine))],
+    )
     stop = threading.Event()
 
     def _handle(signum: int, _frame: object) -> None:
@@ -219,5 +232,7 @@ def run_worker(settings: Settings) -> int:
     try:
         worker.run(stop)
     finally:
+        if exporter is not None:
+            exporter.shutdown()
         engine.dispose()
     return 0

@@ -56,6 +56,9 @@ class Settings:
     lease_s: float = 60.0
     batch_size: int = 10
     migrate_on_start: bool = True
+    # HOST:PORT for /metrics and /healthz of the gRPC server and of the worker; unset: none.
+    grpc_metrics_bind: str | None = None
+    worker_metrics_bind: str | None = None
 
     @classmethod
     def from_env(cls, env: Env) -> Settings:
@@ -78,6 +81,8 @@ class Settings:
             batch_size=get_int(env, "NOTIFY_BATCH_SIZE", 10, minimum=1),
             # Production runs migrations as a one-shot job; locally every process migrates on start.
             migrate_on_start=get_bool(env, "NOTIFY_MIGRATE_ON_START", not is_production(env)),
+            grpc_metrics_bind=get(env, "NOTIFY_GRPC_METRICS_BIND"),
+            worker_metrics_bind=get(env, "NOTIFY_WORKER_METRICS_BIND"),
         )
         settings.validate()
         return settings

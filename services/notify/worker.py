@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.notify import metrics
 from services.notify.backoff import backoff_delay
 from services.notify.delivery_queue import DeliveryQueue, StartedAttempt
 from services.notify.transports import Transport, TransportError
@@ -58,12 +59,15 @@ class DeliveryWorker:
         *,
         batch_size: int = 10,
         poll_s: float = 0.5,
+        heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self.queue = queue
         self.transport = transport
         self.policy = policy
         self.batch_size = batch_size
         self.poll_s = poll_s
+        # Called as the loop turns and after each message: /healthz tells a stalled worker.
+        self.heartbeat = heartbeat
 
     def run(self, stop: threading.Event) -> None:
         """Deliver until ``stop`` is set; then release any claimed message not yet started."""
@@ -73,6 +77,7 @@ class DeliveryWorker:
         )
         error_wait = self.poll_s
         while not stop.is_set():
+            self.heartbeat()
             try:
                 claimed = self.run_once(stop)
                 error_wait = self.poll_s
@@ -102,6 +107,7 @@ class DeliveryWorker:
                 log.info("released claimed messages on shutdown", extra={"count": released})
                 break
             self.deliver(message_id)
+            self.heartbeat()
         return len(claimed)
 
     def deliver(self, message_id: str) -> str | None:
@@ -113,12 +119,17 @@ class DeliveryWorker:
         try:
             self.transport.send(started.email)
         except TransportError as exc:
-            return self._failed(started, str(exc), permanent=exc.permanent)
+            state = self._failed(started, str(exc), permanent=exc.permanent)
+            metrics.attempt(state, time.monotonic() - began)
+            return state
         except Exception as exc:
             # A bug in a transport must not kill the worker or spin on one message.
             log.exception("transport raised an unexpected error", extra={"message_id": message_id})
-            return self._failed(started, f"internal error: {type(exc).__name__}", permanent=False)
+            state = self._failed(started, f"internal error: {type(exc).__name__}", permanent=False)
+            metrics.attempt(state, time.monotonic() - began)
+            return state
         self.queue.record_delivered(started)
+        metrics.attempt("delivered", time.monotonic() - began)
         log.info(
             "message delivered",
             extra={

@@ -10,30 +10,23 @@ from services.portal.settings import Settings
 
 
 def gunicorn_argv(settings: Settings) -> list[str]:
-    """The command that serves the portal's pages.
+    """The command that serves the portal's pages; the rest of gunicorn's settings
+    come from the environment (services/common/gunicorn_conf.py, shared with auth).
 
-    No access log: the app writes one JSON line per request itself.
+    No access log by default: the app writes one JSON line per request itself.
     """
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        settings.http_bind,
-        "--workers",
-        str(settings.web_workers),
-        "--graceful-timeout",
-        "10",
-        "services.portal.web.wsgi:app",
-    ]
+    from services.common.webserver import gunicorn_argv as argv
+
+    return argv("portal", settings.http_bind, settings.web_workers)
 
 
 def _web(_args: argparse.Namespace) -> int:
+    from services.common.webserver import exec_gunicorn
+
     # Read the settings here too, so a bad value is one clear line before gunicorn starts.
     settings = Settings.from_env(os.environ)
-    argv = gunicorn_argv(settings)
     # Replace this process: signals from the supervisor or the container runtime reach gunicorn.
-    os.execv(argv[0], argv)  # noqa: S606 - our own interpreter and fixed arguments
+    exec_gunicorn("portal", settings.http_bind, settings.web_workers)
     return 0  # pragma: no cover - execv does not return
 
 

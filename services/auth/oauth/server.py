@@ -20,7 +20,7 @@ from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from sqlalchemy import select
 
-from services.auth import token_store
+from services.auth import metrics, token_store
 from services.auth.clients import OAuthClient
 from services.auth.oauth.codes import StoredCode, code_hash
 from services.auth.oauth.principal import Principal
@@ -316,6 +316,7 @@ class ProviderServer(AuthorizationServer):
                     sid=principal.sid,
                     scope=token.get("scope", ""),
                 )
+        metrics.TOKENS_ISSUED.labels(_grant_type(request)).inc()
 
     def generate_access_token(
         self,
@@ -377,3 +378,13 @@ def build_server(app: Any, container: Container) -> ProviderServer:
 def client_by_id(container: Container, client_id: str) -> Client | None:
     with container.db() as db:
         return db.scalar(select(Client).where(Client.client_id == client_id))
+
+
+_GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+
+
+def _grant_type(request: Any) -> str:
+    """The grant that issued a token, for the metric's label (a fixed set)."""
+    payload = getattr(request, "payload", None)
+    grant = getattr(payload, "grant_type", None) if payload is not None else None
+    return grant if grant in _GRANT_TYPES else "other"

@@ -176,6 +176,9 @@ class OutboxMessage(Base):
     relayed_at: Mapped[datetime | None]
     notify_message_id: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The request that wrote the row, so the relay's call to notify continues its trace.
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    traceparent: Mapped[str | None] = mapped_column(String(64))
 
 
 class Consent(Base):

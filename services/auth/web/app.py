@@ -42,6 +42,7 @@ def create_app(container: Container) -> Flask:
             "redis": lambda: container.redis.ping() and None,
         },
         tls=settings.tls,
+        trusted_proxies=settings.trusted_proxies,
     )
     app.extensions["oauth_server"] = build_server(app, container)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.common.config import ConfigError
+from services.common.webserver import default_workers
 from services.portal import cli
 from services.portal.settings import Settings
 
@@ -26,7 +27,7 @@ def test_defaults_match_the_design_card(tmp_path: Path) -> None:
     assert settings.auth_grpc_addr == "127.0.0.1:50051"
     assert settings.notify_grpc_addr == "127.0.0.1:50052"
     assert (settings.session_idle_s, settings.session_max_s) == (900, 43200)
-    assert settings.web_workers == 2
+    assert settings.web_workers == default_workers()  # 2 × CPUs + 1 (issue 9)
     assert settings.trusted_proxies == 0
     assert settings.redis_key_prefix == "pc:"
     assert settings.database_url == f"sqlite:///{tmp_path / 'portal.db'}"
