@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request
 
+from services.portal.permissions import Permission, require
 from services.portal.service_layer.applications import CONSENT_TEXT
 from services.portal.service_layer.inputs import US_STATES
 from services.portal.web.actors import page_actor
@@ -37,8 +38,6 @@ def _form_context() -> dict[str, object]:
 
 @bp.get("/applications/new")
 def new() -> str:
-    from services.portal.permissions import Permission, require
-
     require(page_actor(), Permission.APPLY)
     return render_template("applications/new.html", values={}, errors={}, **_form_context())
 
@@ -64,8 +63,6 @@ def detail(application_id: str) -> str:
 
 @bp.get("/prequalify")
 def prequalify_form() -> str:
-    from services.portal.permissions import Permission, require
-
     require(page_actor(), Permission.PREQUALIFICATION)
     return render_template("prequalify.html", values={}, errors={}, result=None, state_options=STATE_OPTIONS)
 
