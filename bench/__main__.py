@@ -29,7 +29,7 @@ def counts_from_env() -> Counts:
     return Counts(
         callers=_int("BENCH_CALLERS", base.callers),
         token=_int("BENCH_TOKEN_REQUESTS", base.token),
-        code_round=_int("BENCH_CODE_ROUND", base.code_round),
+        rounds=_int("BENCH_ROUNDS", base.rounds),
         introspect=_int("BENCH_INTROSPECT_REQUESTS", base.introspect),
         grpc=_int("BENCH_GRPC_CALLS", base.grpc),
         signins=_int("BENCH_SIGNINS", base.signins),

@@ -114,7 +114,10 @@ def merge(runs: list[Run]) -> Stats:
 
 def run(specs: list[CallerSpec]) -> Run:
     """Run the callers at once; returns their figures and each caller's final state."""
-    ctx = multiprocessing.get_context("spawn")
+    # Fresh interpreters (nothing inherited from this process's threads and sockets),
+    # forked from a server that has already imported this module: fast to start.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["bench.load"])
     barrier = ctx.Barrier(len(specs))
     results: Any = ctx.Queue()
     processes = [ctx.Process(target=_caller, args=(spec, barrier, results), daemon=True) for spec in specs]

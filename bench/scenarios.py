@@ -29,7 +29,7 @@ class Counts:
     callers: int = 8
     token: int = 100  # per caller, each token-endpoint measurement
     token_warmup: int = 10
-    code_round: int = 25  # codes minted per caller before each round of code exchanges
+    rounds: int = 4  # each row with a peer: rounds alternating ours and peer
     introspect: int = 200
     introspect_warmup: int = 20
     grpc: int = 1000
@@ -82,122 +82,147 @@ def _mint(
 
 
 class Issue3:
-    """Token endpoint (code exchange, refresh, client credentials), introspection, ValidateToken."""
+    """Token endpoint (code exchange, refresh, client credentials), introspection, ValidateToken.
+
+    Each row with a peer runs in rounds that alternate ours, peer, ours, peer…,
+    so both meet the same background load on a shared machine; the figures
+    are over all rounds (latencies together, round spans added up).
+    """
 
     def __init__(self, ours: Ours, peer: Peer, users: list[User], counts: Counts, say: Callable[[str], None]):
         self.ours, self.peer, self.users, self.n, self.say = ours, peer, users, counts, say
         self.ours_tokens: list[dict] = []
         self.peer_tokens: list[dict] = []
+        self.ours_browsers: list = []
         self.peer_browsers: list = []
 
     def _run(self, kind: str, address: str, warmup: int, count: int, params: list[dict]) -> load.Run:
         return load.run([CallerSpec(kind, address, warmup, count, p) for p in params])
 
-    def _code_rounds(self, who: str, address: str, browsers: list, mint, params: dict) -> tuple[Stats, list]:  # type: ignore[no-untyped-def]
-        """Mint a round of codes per caller, spend them under load, again until the count is reached.
+    def _alternate(self, name: str, total: int, warmup: int, ours_round, peer_round) -> tuple[Stats, Stats]:  # type: ignore[no-untyped-def]
+        """``total`` requests per caller at each provider in ``rounds`` alternating rounds.
 
-        In rounds because codes live 60 s, and because the peer's in-memory store
-        keeps only its 1000 most recently used objects (codes, interactions,
-        grants, sessions…): codes minted long before their turn would be gone.
+        ``*_round(warmup, count)`` runs one round and returns its :class:`load.Run`.
         """
-        n = self.n
-        runs: list[load.Run] = []
+        rounds = max(1, min(self.n.rounds, total))
+        ours_runs: list[load.Run] = []
+        peer_runs: list[load.Run] = []
         done = 0
-        while done < n.token:
-            count = min(n.code_round, n.token - done)
-            warmup = n.token_warmup if not runs else 2
-            codes, minted_s = _mint(warmup + count, browsers, mint)
-            _check_mint_time(who, minted_s)
-            runs.append(self._run("code", address, warmup, count, [{**params, "codes": c} for c in codes]))
+        for index in range(rounds):
+            count = (total - done) // (rounds - index)
+            first = warmup if index == 0 else 2
+            self.say(f"{name}: round {index + 1}/{rounds}, {count} requests per caller, ours then peer")
+            ours_runs.append(ours_round(first, count))
+            peer_runs.append(peer_round(first, count))
             done += count
-        return load.merge(runs), runs[-1].states
+        return load.merge(ours_runs), load.merge(peer_runs)
 
     def code_exchange(self) -> Pair:
+        """Each round mints its codes first (untimed): codes live 60 s, and the peer's
+        in-memory store keeps only its 1000 most recently used objects (codes,
+        interactions, grants, sessions…), so codes minted long before their turn
+        would be gone."""
         n = self.n
         self.say("code exchange: signing in one browser per caller at both providers")
-        ours_browsers = [self.ours.browser(u) for u in self.users[: n.callers]]
+        self.ours_browsers = [self.ours.browser(u) for u in self.users[: n.callers]]
         self.peer_browsers = [self.peer.browser() for _ in range(n.callers)]
-        rounds = -(-n.token // n.code_round)
-        self.say(
-            f"code exchange (ours): {rounds} rounds of minting codes through /authorize, then spending them"
-        )
-        ours, self.ours_tokens = self._code_rounds(
-            "ours",
-            self.ours.http_address,
-            ours_browsers,
-            self.ours.authorize,
-            {"path": "/token", "auth": self.ours.client_auth, "redirect_uri": REDIRECT_URI},
-        )
-        self.say(
-            f"code exchange (peer): {rounds} rounds of minting codes through its forms, then spending them"
-        )
-        peer, self.peer_tokens = self._code_rounds(
-            "peer",
-            self.peer.address,
-            self.peer_browsers,
-            self.peer.authorize,
-            {
-                "path": self.peer.paths["token_endpoint"],
-                "auth": self.peer.client_auth,
-                "redirect_uri": PEER_REDIRECT,
-            },
-        )
+        ours_params = {"path": "/token", "auth": self.ours.client_auth, "redirect_uri": REDIRECT_URI}
+        peer_params = {
+            "path": self.peer.paths["token_endpoint"],
+            "auth": self.peer.client_auth,
+            "redirect_uri": PEER_REDIRECT,
+        }
+
+        def ours_round(warmup: int, count: int) -> load.Run:
+            codes, minted_s = _mint(warmup + count, self.ours_browsers, self.ours.authorize)
+            _check_mint_time("ours", minted_s)
+            run = self._run(
+                "code", self.ours.http_address, warmup, count, [{**ours_params, "codes": c} for c in codes]
+            )
+            self.ours_tokens = run.states
+            return run
+
+        def peer_round(warmup: int, count: int) -> load.Run:
+            codes, minted_s = _mint(warmup + count, self.peer_browsers, self.peer.authorize)
+            _check_mint_time("peer", minted_s)
+            run = self._run(
+                "code", self.peer.address, warmup, count, [{**peer_params, "codes": c} for c in codes]
+            )
+            self.peer_tokens = run.states
+            return run
+
+        ours, peer = self._alternate("code exchange", n.token, n.token_warmup, ours_round, peer_round)
         _require_jwts("peer code exchange", self.peer_tokens)
         return Pair(
             "token: authorization code exchange",
             ours,
             peer,
-            f"codes minted through /authorize with a signed-in browser, {n.code_round} per caller a round, "
-            "then spent; each answer has an ID token, a JWT access token and a refresh token at both",
+            "codes minted (untimed) through /authorize with a signed-in browser before each round; "
+            "each answer has an ID token, a JWT access token and a refresh token at both",
         )
 
     def refresh(self) -> Pair:
+        """Each caller's chain goes on from round to round: every call spends the
+        refresh token the previous answer gave."""
         n = self.n
-        self.say("refresh (ours, rotating: each call spends the token the previous answer gave)")
-        params = [
-            {"path": "/token", "auth": self.ours.client_auth, "refresh_token": t["refresh_token"]}
-            for t in self.ours_tokens
-        ]
-        ours = self._run("refresh", self.ours.http_address, n.token_warmup, n.token, params)
-        self.ours_tokens = ours.states
-        self.say("refresh (peer)")
-        path = self.peer.paths["token_endpoint"]
-        params = [
-            {"path": path, "auth": self.peer.client_auth, "refresh_token": t["refresh_token"]}
-            for t in self.peer_tokens
-        ]
-        peer = self._run("refresh", self.peer.address, n.token_warmup, n.token, params)
-        _require_jwts("peer refresh", peer.states)
-        rotated = sum(t.get("rotated", 0) for t in peer.states)
+        rotated = 0
+
+        def ours_round(warmup: int, count: int) -> load.Run:
+            params = [
+                {"path": "/token", "auth": self.ours.client_auth, "refresh_token": t["refresh_token"]}
+                for t in self.ours_tokens
+            ]
+            run = self._run("refresh", self.ours.http_address, warmup, count, params)
+            self.ours_tokens = run.states
+            return run
+
+        def peer_round(warmup: int, count: int) -> load.Run:
+            nonlocal rotated
+            path = self.peer.paths["token_endpoint"]
+            params = [
+                {"path": path, "auth": self.peer.client_auth, "refresh_token": t["refresh_token"]}
+                for t in self.peer_tokens
+            ]
+            run = self._run("refresh", self.peer.address, warmup, count, params)
+            self.peer_tokens = run.states
+            rotated += sum(t.get("rotated", 0) for t in run.states)
+            return run
+
+        ours, peer = self._alternate("refresh", n.token, n.token_warmup, ours_round, peer_round)
+        _require_jwts("peer refresh", self.peer_tokens)
         note = "ours rotates the refresh token on every use (with reuse detection); " + (
             "so did the peer"
             if rotated
             else "the peer does not rotate for confidential clients (its default), so it writes less"
         )
-        return Pair("token: refresh", ours.stats, peer.stats, note)
+        return Pair("token: refresh", ours, peer, note)
 
     def client_credentials(self) -> Pair:
         n = self.n
-        self.say("client credentials (ours)")
         form = {"grant_type": "client_credentials", "scope": "api"}
-        params = [{"path": "/token", "auth": self.ours.service_auth, "form": form, "expect": "access_token"}]
-        ours = self._run("form", self.ours.http_address, n.token_warmup, n.token, params * n.callers)
-        self.say("client credentials (peer, resource=urn:peer:api for JWTs)")
-        params = [
+        ours_params = [
+            {"path": "/token", "auth": self.ours.service_auth, "form": form, "expect": "access_token"}
+        ]
+        peer_params = [
             {
                 "path": self.peer.paths["token_endpoint"],
                 "auth": self.peer.service_auth,
-                "form": {**form, "resource": RESOURCE},
+                "form": {**form, "resource": RESOURCE},  # its JWT access tokens
                 "expect": "access_token",
             }
         ]
-        peer = self._run("form", self.peer.address, n.token_warmup, n.token, params * n.callers)
-        return Pair("token: client credentials", ours.stats, peer.stats, "ES256 JWT access tokens at both")
+        ours, peer = self._alternate(
+            "client credentials",
+            n.token,
+            n.token_warmup,
+            lambda w, c: self._run("form", self.ours.http_address, w, c, ours_params * n.callers),
+            lambda w, c: self._run("form", self.peer.address, w, c, peer_params * n.callers),
+        )
+        return Pair("token: client credentials", ours, peer, "ES256 JWT access tokens at both")
 
     def introspection(self) -> Pair:
         n = self.n
-        self.say("introspection (ours: our JWT access tokens)")
-        params = [
+        ours_params = [
             {
                 "path": "/introspect",
                 "auth": self.ours.client_auth,
@@ -206,12 +231,11 @@ class Issue3:
             }
             for t in self.ours_tokens
         ]
-        ours = self._run("form", self.ours.http_address, n.introspect_warmup, n.introspect, params)
-        self.say("introspection (peer: its opaque access tokens)")
+        # Its opaque access tokens: one more authorization per caller, without resource=.
         opaque = [
             self.peer.exchange(*self.peer.authorize(b, jwt=False))["access_token"] for b in self.peer_browsers
         ]
-        params = [
+        peer_params = [
             {
                 "path": self.peer.paths["introspection_endpoint"],
                 "auth": self.peer.client_auth,
@@ -220,11 +244,17 @@ class Issue3:
             }
             for token in opaque
         ]
-        peer = self._run("form", self.peer.address, n.introspect_warmup, n.introspect, params)
+        ours, peer = self._alternate(
+            "introspection",
+            n.introspect,
+            n.introspect_warmup,
+            lambda w, c: self._run("form", self.ours.http_address, w, c, ours_params),
+            lambda w, c: self._run("form", self.peer.address, w, c, peer_params),
+        )
         return Pair(
             "introspection",
-            ours.stats,
-            peer.stats,
+            ours,
+            peer,
             "ours: user JWT access tokens (signature, revocation state in Redis, user row); "
             "peer: its opaque tokens (it refuses to introspect JWTs)",
         )
@@ -269,12 +299,22 @@ def _check_mint_time(who: str, seconds: float) -> None:
 
 @dataclass
 class Issue4Result:
-    verify_ms: float
+    verify_before_ms: float  # wall time, median, just before the sign-in load
+    verify_after_ms: float  # and just after it
+    verify_cpu_ms: float  # CPU time of the same verifies: what other work on the machine cannot inflate
     verify_samples: int
-    limit_per_s: float
+    workers: int
     signins: Stats
     unknown: Stats
     known_wrong: Stats
+
+    @property
+    def verify_ms(self) -> float:
+        return (self.verify_before_ms + self.verify_after_ms) / 2
+
+    @property
+    def limit_per_s(self) -> float:
+        return self.workers / (self.verify_ms / 1000)
 
     @property
     def throughput_ratio(self) -> float:
@@ -287,6 +327,9 @@ class Issue4Result:
     def as_dict(self) -> dict[str, Any]:
         return {
             "argon2id_verify_ms": round(self.verify_ms, 3),
+            "argon2id_verify_before_ms": round(self.verify_before_ms, 3),
+            "argon2id_verify_after_ms": round(self.verify_after_ms, 3),
+            "argon2id_verify_cpu_ms": round(self.verify_cpu_ms, 3),
             "argon2id_verify_samples": self.verify_samples,
             "limit_signins_per_s": round(self.limit_per_s, 2),
             "signins": self.signins.as_dict(),
@@ -299,8 +342,9 @@ class Issue4Result:
         }
 
 
-def argon2_verify_ms(ours: Ours, samples: int) -> float:
-    """The median time of one argon2id verify with the configured parameters, in this process."""
+def argon2_verify_ms(ours: Ours, samples: int) -> tuple[float, float]:
+    """The median wall and CPU time (ms) of one argon2id verify with the configured parameters,
+    in this process while the service is idle."""
     from services.auth.passwords import Passwords
 
     s = ours.settings
@@ -310,18 +354,18 @@ def argon2_verify_ms(ours: Ours, samples: int) -> float:
     stored = passwords.hash("Correct-Horse-Battery-9")
     for _ in range(3):
         passwords.verify(stored, "Correct-Horse-Battery-9")
-    times = []
+    wall, cpu = [], []
     for _ in range(samples):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.thread_time()
         passwords.verify(stored, "Correct-Horse-Battery-9")
-        times.append(time.perf_counter() - began)
-    return statistics.median(times) * 1000
+        wall.append(time.perf_counter() - began)
+        cpu.append(time.thread_time() - began_cpu)
+    return statistics.median(wall) * 1000, statistics.median(cpu) * 1000
 
 
 def issue4(ours: Ours, signin_users: list[User], timing_users: list[User], n: Counts, say) -> Issue4Result:  # type: ignore[no-untyped-def]
     say("argon2id: timing one verify with the configured parameters")
-    verify_ms = argon2_verify_ms(ours, n.argon2)
-    limit = ours.workers / (verify_ms / 1000)
+    before_ms, cpu_before_ms = argon2_verify_ms(ours, n.argon2)
 
     say(f"sign-ins: {n.callers} callers, {n.signins} whole sign-ins each (password + TOTP)")
     per = n.signin_warmup + n.signins
@@ -338,6 +382,8 @@ def issue4(ours: Ours, signin_users: list[User], timing_users: list[User], n: Co
     signins = load.run(
         [CallerSpec("signin", ours.http_address, n.signin_warmup, n.signins, p) for p in params]
     ).stats
+    say("argon2id: timing one verify again")
+    after_ms, cpu_after_ms = argon2_verify_ms(ours, n.argon2)
 
     say("sign-in timing: unknown User ID vs known User ID with a wrong password (one caller, interleaved)")
     browser = Browser(ours.connection())
@@ -354,7 +400,10 @@ def issue4(ours: Ours, signin_users: list[User], timing_users: list[User], n: Co
         expect(browser.post("/signin", form), 401, "known user, wrong password")
 
     unknown_stats, known_stats = interleaved(unknown, known, n.timing, n.timing_warmup)
-    return Issue4Result(verify_ms, n.argon2, limit, signins, unknown_stats, known_stats)
+    cpu_ms = (cpu_before_ms + cpu_after_ms) / 2
+    return Issue4Result(
+        before_ms, after_ms, cpu_ms, n.argon2, ours.workers, signins, unknown_stats, known_stats
+    )
 
 
 def interleaved(
