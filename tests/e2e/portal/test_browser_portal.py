@@ -107,3 +107,37 @@ def test_prequalify_apply_look_up_and_estimate(stack: Stack, page, screenshots: 
     page.get_by_role("link", name="Activity", exact=True).click()
     assert "account.lookup" in page.locator("main").inner_text()
     page.screenshot(path=str(screenshots / "portal-activity.png"), full_page=True)
+
+
+def test_demo_data_on_every_page(stack: Stack, page, screenshots: Path) -> None:  # type: ignore[no-untyped-def]
+    """What `make run` shows: the demo seed, signed in as demo.admin (the README's screenshots)."""
+    from services import seed
+    from tests.support.auth_factory import TestUser
+
+    seed.seed_demo(stack.env)
+    stack.start()
+    demo = next(u for u in seed.DEMO_USERS if u.user_id == "demo.admin")
+    user = TestUser(demo.user_id, demo.password, demo.totp_secret, demo.practice_id, "", demo.name, "")
+    sign_in(page, stack, user)
+    assert "Hawthorne" in page.locator("main").inner_text()
+    page.screenshot(path=str(screenshots / "demo-dashboard.png"), full_page=True)
+
+    page.get_by_role("link", name="Accounts", exact=True).click()
+    assert "Page 1 of" in page.locator("main").inner_text()
+    page.screenshot(path=str(screenshots / "demo-accounts.png"), full_page=True)
+    page.get_by_role("link", name="Maria Alvarez").click()
+    main = page.locator("main").inner_text()
+    assert "deferred interest" in main and "No promotional balances" not in main
+    page.screenshot(path=str(screenshots / "demo-account.png"), full_page=True)
+
+    page.get_by_role("link", name="Applications", exact=True).click()
+    page.get_by_label("Decision").select_option("declined")
+    page.get_by_role("button", name="Filter").click()
+    page.screenshot(path=str(screenshots / "demo-applications.png"), full_page=True)
+    page.locator("table a").first.click()
+    assert "Decision: Declined" in page.locator("main").inner_text()
+    page.screenshot(path=str(screenshots / "demo-application-declined.png"), full_page=True)
+
+    page.get_by_role("link", name="Activity", exact=True).click()
+    assert "application.view" in page.locator("main").inner_text()
+    page.screenshot(path=str(screenshots / "demo-activity.png"), full_page=True)
