@@ -165,7 +165,11 @@ def serve_until_signalled(
     exporter = metrics.serve_http(metrics_bind, name)
     server.start()
     log.info("gRPC server listening", extra={"service": name, "port": port})
-    stop.wait()
+    # Wait with a timeout: a signal the kernel hands to one of gRPC's threads only sets a
+    # flag, and Python runs the handler when the main thread next wakes; an untimed wait
+    # would never wake, and SIGTERM would be ignored until SIGKILL.
+    while not stop.wait(0.2):
+        pass
     health_servicer.enter_graceful_shutdown()
     grace = grace_s()
     server.stop(grace).wait(grace + 5)
