@@ -32,7 +32,9 @@ def _migrated(databases: Databases, tmp_path: Path) -> str:
     return url
 
 
-def test_eight_concurrent_writers_keep_one_chain(databases: Databases, tmp_path: Path) -> None:
+def test_eight_concurrent_writers_keep_one_chain(
+    databases: Databases, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = _migrated(databases, tmp_path)
     engine = db.make_engine(url)
     factory = db.session_factory(engine)
@@ -72,7 +74,8 @@ def test_eight_concurrent_writers_keep_one_chain(databases: Databases, tmp_path:
         assert result.ok and result.entries == WRITERS * EACH
         writers_seen = {sub for (sub,) in factory().execute(select(AuditEntry.actor_sub).distinct()).all()}
         assert writers_seen == {f"writer-{i}" for i in range(WRITERS)}
-        print(f"\n{WRITERS} writers × {EACH} entries on {engine.dialect.name}: one chain of {len(rows)}")
+        with capsys.disabled():
+            print(f"\n{WRITERS} writers × {EACH} entries on {engine.dialect.name}: one chain of {len(rows)}")
     finally:
         engine.dispose()
 
