@@ -5,10 +5,13 @@
 TARGET (or ``$PC_HEALTHCHECK``) is one of
   ``http://HOST:PORT/PATH``  healthy when it answers 200 within the timeout;
   ``grpc://HOST:PORT``       healthy when the standard gRPC health service says SERVING;
-  ``none``                   healthy while running (the relay, the worker, one-shot commands).
+  ``none``                   healthy while running (one-shot commands; the relay and the worker
+                             without a metrics port).
 Without either, the target follows from the command the container runs
 (``/proc/1/cmdline``) and the same variables the process binds with, so the
-image's one ``HEALTHCHECK`` suits every ``providerctl`` command.
+image's one ``HEALTHCHECK`` suits every ``providerctl`` command: the relay and the
+worker are checked at ``/healthz`` on their metrics port when one is set
+(``AUTH_RELAY_METRICS_BIND``, ``NOTIFY_WORKER_METRICS_BIND``).
 
 Exit status 0 when healthy, 1 when not (what Docker's HEALTHCHECK expects).
 Kubernetes does not use this: its probes call /healthz, /readyz and gRPC health directly.
@@ -46,6 +49,13 @@ def infer_target(argv: Sequence[str], env: Mapping[str, str]) -> str:
         return f"grpc://127.0.0.1:{_port(env.get('AUTH_GRPC_ADDR') or '127.0.0.1:50051')}"
     if _follows(argv, "notify", "server"):
         return f"grpc://127.0.0.1:{_port(env.get('NOTIFY_GRPC_ADDR') or '127.0.0.1:50052')}"
+    metrics_ports = (
+        (("auth", "relay"), "AUTH_RELAY_METRICS_BIND"),
+        (("notify", "worker"), "NOTIFY_WORKER_METRICS_BIND"),
+    )
+    for words, variable in metrics_ports:
+        if _follows(argv, *words) and env.get(variable):
+            return f"http://127.0.0.1:{_port(env[variable])}/healthz"
     return "none"
 
 

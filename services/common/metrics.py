@@ -46,6 +46,9 @@ disable_created_metrics()
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
+HEALTH_PATH = "/healthz"
+# Where the processes without a web server serve both, in the deployments (HOST:9090).
+METRICS_PORT = 9090
 # Latency buckets from 5 ms to 10 s: page views, argon2 sign-ins and slow outliers.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -226,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception:
                 log.exception("metrics exposition failed")
                 body, status, kind = b"metrics unavailable", 500, "text/plain"
-        elif path == "/healthz":
+        elif path == HEALTH_PATH:
             problem = self.server.health()
             status = 200 if problem is None else 503
             answer = {"status": "ok" if problem is None else "failing", "service": self.server.service}

@@ -140,6 +140,11 @@ def test_health_checks_look_where_the_processes_listen() -> None:
     assert target("auth-grpc") == "grpc://127.0.0.1:50051"
     assert environment("notify-server")["NOTIFY_GRPC_ADDR"] == "0.0.0.0:50052"
     assert target("notify-server") == "grpc://127.0.0.1:50052"
+    # The relay and the worker: /healthz on their metrics port (the loop is turning).
+    assert environment("auth-relay")["AUTH_RELAY_METRICS_BIND"] == "0.0.0.0:9090"
+    assert target("auth-relay") == "http://127.0.0.1:9090/healthz"
+    assert environment("notify-worker")["NOTIFY_WORKER_METRICS_BIND"] == "0.0.0.0:9090"
+    assert target("notify-worker") == "http://127.0.0.1:9090/healthz"
     # Clients reach the gRPC servers by service name.
     assert environment("portal-web")["AUTH_GRPC_ADDR"] == "auth-grpc:50051"
     assert environment("auth-relay")["NOTIFY_GRPC_ADDR"] == "notify-server:50052"

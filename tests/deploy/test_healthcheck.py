@@ -51,6 +51,13 @@ PROVIDERCTL = [VENV_PY, "/app/.venv/bin/providerctl"]
         ([*PROVIDERCTL, "notify", "server"], {}, "grpc://127.0.0.1:50052"),
         ([*PROVIDERCTL, "auth", "relay"], {}, "none"),
         ([*PROVIDERCTL, "notify", "worker"], {}, "none"),
+        # With a metrics port, the relay and the worker answer /healthz (their loop is turning).
+        ([*PROVIDERCTL, "auth", "relay"], {"AUTH_RELAY_METRICS_BIND": "0.0.0.0:9090"}, "http://127.0.0.1:9090/healthz"),
+        (
+            [*PROVIDERCTL, "notify", "worker"],
+            {"NOTIFY_WORKER_METRICS_BIND": "0.0.0.0:9191"},
+            "http://127.0.0.1:9191/healthz",
+        ),
         ([*PROVIDERCTL, "db", "upgrade"], {}, "none"),
         ([], {}, "none"),
     ],

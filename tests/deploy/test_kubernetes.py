@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 from flask import Flask
 
-from services.common import web
+from services.common import metrics, web
 from services.common.supervisor import addresses
 from tests.deploy.support import OVERLAYS, allowed, by_kind, container_env, render, workloads
 
@@ -32,6 +32,15 @@ PROCESSES = {
 
 def _port(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
+
+
+# The processes without a web server serve /metrics and /healthz where these name.
+METRICS_BINDS = {
+    "auth-grpc": "AUTH_GRPC_METRICS_BIND",
+    "auth-relay": "AUTH_RELAY_METRICS_BIND",
+    "notify-server": "NOTIFY_GRPC_METRICS_BIND",
+    "notify-worker": "NOTIFY_WORKER_METRICS_BIND",
+}
 
 
 def real_ports() -> dict[str, int]:
@@ -128,6 +137,23 @@ def test_probes_use_the_services_real_paths_and_ports(overlay: str) -> None:
         assert container_env(docs, container)[variable] == f"0.0.0.0:{ports[name]}", name
         (service_port,) = services[name]["spec"]["ports"]
         assert service_port["port"] == ports[name]
+    # The processes without a web server of their own serve /metrics and /healthz on the
+    # metrics port their *_METRICS_BIND names; the relay's and the worker's liveness is there.
+    for name, variable in METRICS_BINDS.items():
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        named = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert container_env(docs, container)[variable] == f"0.0.0.0:{metrics.METRICS_PORT}", name
+        assert named["metrics"] == metrics.METRICS_PORT, name
+        if name in ("auth-relay", "notify-worker"):
+            for kind in ("livenessProbe", "startupProbe"):
+                probe = container[kind]["httpGet"]
+                assert probe["path"] == metrics.HEALTH_PATH and named[probe["port"]] == metrics.METRICS_PORT
+    # Prometheus finds every process's /metrics where it is served.
+    for name in PROCESSES:
+        annotations = deployments[name]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+        expected = ports[name] if name in ("auth-web", "portal-web") else metrics.METRICS_PORT
+        assert annotations["prometheus.io/port"] == str(expected), name
     # Clients find the gRPC servers through their Services.
     config = by_kind(docs, "ConfigMap")
     (shared,) = [c["data"] for n, c in config.items() if n.startswith("providercenter-config")]
@@ -220,7 +246,7 @@ def test_production_reads_every_secret_the_services_need_from_files() -> None:
     ]
     assert config["PC_ENV"] == "production"
     assert config["AUTH_ISSUER"].startswith("https://") and config["PORTAL_URL"].startswith("https://")
-    assert config["AUTH_TRUSTED_PROXIES"] == "1"
+    assert config["AUTH_TRUSTED_PROXIES"] == "1" and config["PORTAL_TRUSTED_PROXIES"] == "1"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -308,3 +334,29 @@ def test_the_policy_evaluator_sees_what_the_policies_change() -> None:
     assert allowed(only_grpc_rule, _labels(docs, "portal-web"), 50051, auth_grpc)
     assert not allowed(only_grpc_rule, stranger, 50051, auth_grpc)
     assert allowed(only_grpc_rule, stranger, 5432, None), "egress is open when no policy selects the source"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_prometheus_scrapes_the_metrics_ports(overlay: str) -> None:
+    """Nothing in the namespace reaches 9090; the monitoring namespace does, on exactly that port."""
+    docs = render(overlay)
+    policies = list(by_kind(docs, "NetworkPolicy").values())
+    sources = {w.name: dict(w.labels) for w in workloads(docs)}
+    sources["stranger"] = {"app.kubernetes.io/name": "stranger"}
+    for target in METRICS_BINDS:
+        labels = _labels(docs, target)
+        assert not {n for n, src in sources.items() if allowed(policies, src, metrics.METRICS_PORT, labels)}
+    scrape = [
+        p
+        for p in policies
+        for rule in p["spec"].get("ingress", [])
+        for peer in rule.get("from", [])
+        if peer.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "monitoring"}
+    ]
+    assert len(scrape) == 1
+    (rule,) = scrape[0]["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": metrics.METRICS_PORT}]
+    from tests.deploy.support import selects
+
+    selected = {n for n in METRICS_BINDS if selects(scrape[0]["spec"]["podSelector"], _labels(docs, n))}
+    assert selected == set(METRICS_BINDS)
