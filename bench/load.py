@@ -10,6 +10,7 @@ time from the first caller's start to the last caller's end.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import time
 from collections.abc import Callable
@@ -52,9 +53,13 @@ class Stats:
     p99_ms: float
     max_ms: float
     errors: list[str]
+    # The server's CPU time per request (warm-up included), when its processes were watched:
+    # unlike req/s, other work on the machine does not lower it.
+    cpu_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "server_cpu_ms_per_request": None if self.cpu_ms is None else round(self.cpu_ms, 3),
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
             "per_s": round(self.per_s, 1),
@@ -74,7 +79,9 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
-def summarise(latencies: list[float], seconds: float, errors: list[str]) -> Stats:
+def summarise(
+    latencies: list[float], seconds: float, errors: list[str], cpu_ms: float | None = None
+) -> Stats:
     ordered = sorted(latencies)
     ms = [v * 1000 for v in ordered]
     return Stats(
@@ -86,21 +93,32 @@ def summarise(latencies: list[float], seconds: float, errors: list[str]) -> Stat
         p99_ms=percentile(ms, 0.99),
         max_ms=ms[-1] if ms else float("nan"),
         errors=errors,
+        cpu_ms=cpu_ms,
     )
 
 
 @dataclass
 class Run:
-    """One load run: every timed latency, the span from first start to last end, errors, states."""
+    """One load run: every timed latency, the span from first start to last end, errors, states,
+    and the server CPU seconds spent on all its requests (warm-up included), when watched."""
 
     latencies: list[float]
     seconds: float
     errors: list[str]
     states: list[dict[str, Any]]
+    cpu_s: float | None = None
+    all_requests: int = 0
 
     @property
     def stats(self) -> Stats:
-        return summarise(self.latencies, self.seconds, self.errors)
+        return summarise(self.latencies, self.seconds, self.errors, _cpu_ms([self]))
+
+
+def _cpu_ms(runs: list[Run]) -> float | None:
+    if any(r.cpu_s is None for r in runs):
+        return None
+    total = sum(r.all_requests for r in runs)
+    return 1000 * sum(r.cpu_s or 0.0 for r in runs) / total if total else None
 
 
 def merge(runs: list[Run]) -> Stats:
@@ -109,11 +127,15 @@ def merge(runs: list[Run]) -> Stats:
         [v for r in runs for v in r.latencies],
         sum(r.seconds for r in runs),
         [e for r in runs for e in r.errors],
+        _cpu_ms(runs),
     )
 
 
-def run(specs: list[CallerSpec]) -> Run:
-    """Run the callers at once; returns their figures and each caller's final state."""
+def run(specs: list[CallerSpec], cpu: Callable[[], float] | None = None) -> Run:
+    """Run the callers at once; returns their figures and each caller's final state.
+
+    ``cpu`` reads the server's CPU seconds so far; read before and after the run.
+    """
     # Fresh interpreters (nothing inherited from this process's threads and sockets),
     # forked from a server that has already imported this module: fast to start.
     ctx = multiprocessing.get_context("forkserver")
@@ -121,6 +143,7 @@ def run(specs: list[CallerSpec]) -> Run:
     barrier = ctx.Barrier(len(specs))
     results: Any = ctx.Queue()
     processes = [ctx.Process(target=_caller, args=(spec, barrier, results), daemon=True) for spec in specs]
+    cpu_before = cpu() if cpu else 0.0
     for process in processes:
         process.start()
     collected: list[CallerResult] = []
@@ -136,12 +159,38 @@ def run(specs: list[CallerSpec]) -> Run:
             process.join(10)
             if process.is_alive():
                 process.kill()
+    cpu_s = cpu() - cpu_before if cpu else None
     errors = [r.error for r in collected if r.error]
     if len(collected) < len(specs):
         errors.append(f"{len(specs) - len(collected)} caller(s) died without a result")
     timed = [r for r in collected if r.latencies]
     seconds = (max(r.end for r in timed) - min(r.start for r in timed)) if timed else 0.0
-    return Run([v for r in collected for v in r.latencies], seconds, errors, [r.state for r in collected])
+    latencies = [v for r in collected for v in r.latencies]
+    all_requests = len(latencies) + sum(s.warmup for s in specs)
+    return Run(latencies, seconds, errors, [r.state for r in collected], cpu_s, all_requests)
+
+
+def process_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and all their descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, …; utime and stime are fields 14 and 15 of stat(5).
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    chosen = set(pids)
+    grew = True
+    while grew:
+        grown = {pid for pid, (ppid, _) in stats.items() if ppid in chosen} - chosen
+        grew = bool(grown)
+        chosen |= grown
+    return sum(stats[pid][1] for pid in chosen if pid in stats)
 
 
 def _caller(spec: CallerSpec, barrier: Any, results: Any) -> None:

@@ -24,6 +24,7 @@ import pyotp
 import sqlalchemy as sa
 
 from bench.client import Browser, Connection, basic_auth, code_of, expect, sign_in
+from bench.load import process_cpu_s
 from bench.util import free_port, pkce_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +200,20 @@ class Ours:
                     batch = []
             if batch:
                 client.delete(*batch)
+
+    def _own_pids(self, name: str) -> list[int]:
+        pids = [self.processes[name].pid]
+        if self.redis_process is not None:
+            pids.append(self.redis_process.pid)
+        return pids
+
+    def web_cpu(self) -> float:
+        """CPU seconds so far of auth web (gunicorn master and workers) and our own Redis server."""
+        return process_cpu_s(self._own_pids("auth-web"))
+
+    def grpc_cpu(self) -> float:
+        """CPU seconds so far of auth grpc and our own Redis server."""
+        return process_cpu_s(self._own_pids("auth-grpc"))
 
     @property
     def http_address(self) -> str:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import requests
 
 from bench.client import basic_auth
+from bench.load import process_cpu_s
 from bench.util import free_port, pkce_pair
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "peers" / "oidc-provider"
@@ -108,6 +109,10 @@ class Peer:
             if time.monotonic() > deadline:
                 raise RuntimeError("the peer did not answer in 30 s")
             time.sleep(0.1)
+
+    def cpu(self) -> float:
+        """CPU seconds so far of the peer's one Node process."""
+        return process_cpu_s([self.process.pid]) if self.process is not None else 0.0
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

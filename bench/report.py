@@ -169,6 +169,18 @@ def table(r: dict[str, Any]) -> str:
                 line += f"goal p99 < {p['goal_p99_ms']:g} ms: {_verdict(p['goal_met'])}"
         w(line)
     w("  ours/peer: req/s above 1 = ours faster (token endpoint goal ≥ 1.00); p99 above 1 = ours slower")
+    w("")
+    w("Server CPU time per request (warm-up included; other work on the machine does not change it)")
+    w(f"{'':36} {'ours ms':>8} {'peer ms':>8} {'ours/peer':>10}")
+    for name, p in r["issue3"].items():
+        ours_cpu = p["ours"].get("server_cpu_ms_per_request")
+        peer_cpu = p.get("peer", {}).get("server_cpu_ms_per_request")
+        ratio = ours_cpu / peer_cpu if ours_cpu and peer_cpu else float("nan")
+        w(f"{name:36} {_f(ours_cpu, 2):>8} {_f(peer_cpu, 2):>8} {_f(ratio, 2):>10}")
+    w(
+        "  ours: auth web (gunicorn master + 2 workers) or auth grpc, plus its own Redis server, SQLite "
+        "in-process (a PostgreSQL server is not counted); peer: its one Node process"
+    )
     for name, p in r["issue3"].items():
         if p.get("note"):
             w(f"  {name}: {p['note']}")
@@ -193,6 +205,14 @@ def table(r: dict[str, Any]) -> str:
     ratio = f4["signins_vs_limit"]
     verdict = _verdict(ratio >= SIGNIN_GOAL)
     w(f"  sign-ins ÷ argon2id limit = {_f(ratio, 2)}   (goal ≥ {SIGNIN_GOAL}: {verdict})")
+    per_signin = s.get("server_cpu_ms_per_request")
+    if per_signin:
+        share = f4["argon2id_verify_cpu_ms"] / per_signin
+        w(
+            f"  server CPU per sign-in {_f(per_signin, 1)} ms, of which one verify is "
+            f"{_f(f4['argon2id_verify_cpu_ms'], 1)} ms: with the CPUs to itself, sign-ins ÷ limit "
+            f"could reach at most {_f(share, 2)}"
+        )
     u, k = f4["password_step_unknown_user"], f4["password_step_known_user_wrong_password"]
     w(
         f"  password step, one caller, {u['requests']} each: unknown User ID {_median(u)}, "

@@ -97,7 +97,12 @@ class Issue3:
         self.peer_browsers: list = []
 
     def _run(self, kind: str, address: str, warmup: int, count: int, params: list[dict]) -> load.Run:
-        return load.run([CallerSpec(kind, address, warmup, count, p) for p in params])
+        cpu = {
+            self.ours.http_address: self.ours.web_cpu,
+            self.ours.grpc_address: self.ours.grpc_cpu,
+            self.peer.address: self.peer.cpu,
+        }[address]
+        return load.run([CallerSpec(kind, address, warmup, count, p) for p in params], cpu)
 
     def _alternate(self, name: str, total: int, warmup: int, ours_round, peer_round) -> tuple[Stats, Stats]:  # type: ignore[no-untyped-def]
         """``total`` requests per caller at each provider in ``rounds`` alternating rounds.
@@ -380,7 +385,7 @@ def issue4(ours: Ours, signin_users: list[User], timing_users: list[User], n: Co
             }
         )
     signins = load.run(
-        [CallerSpec("signin", ours.http_address, n.signin_warmup, n.signins, p) for p in params]
+        [CallerSpec("signin", ours.http_address, n.signin_warmup, n.signins, p) for p in params], ours.web_cpu
     ).stats
     say("argon2id: timing one verify again")
     after_ms, cpu_after_ms = argon2_verify_ms(ours, n.argon2)
