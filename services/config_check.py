@@ -33,8 +33,61 @@ SHOWN = (
     "NOTIFY_SMTP_URL",
     "NOTIFY_MAIL_DIR",
     "NOTIFY_FROM",
+    # Web servers (services/common/gunicorn_conf.py), proxies, shutdown, metrics.
+    "AUTH_WEB_WORKERS",
+    "PORTAL_WEB_WORKERS",
+    "PORTAL_TRUSTED_PROXIES",
+    "WEB_THREADS",
+    "WEB_GRACEFUL_TIMEOUT_S",
+    "WEB_TIMEOUT_S",
+    "WEB_KEEPALIVE_S",
+    "WEB_ACCESS_LOG",
+    "FORWARDED_ALLOW_IPS",
+    "GRPC_GRACE_S",
+    "AUTH_GRPC_METRICS_BIND",
+    "AUTH_RELAY_METRICS_BIND",
+    "NOTIFY_GRPC_METRICS_BIND",
+    "NOTIFY_WORKER_METRICS_BIND",
 )
 SECRET_SUFFIXES = ("_KEY", "_SECRET", "_PASSWORD")
+# Numbers the processes check at start; a bad one is reported here first.
+_NUMBERS = (
+    "AUTH_WEB_WORKERS",
+    "PORTAL_WEB_WORKERS",
+    "AUTH_TRUSTED_PROXIES",
+    "PORTAL_TRUSTED_PROXIES",
+    "WEB_THREADS",
+    "WEB_GRACEFUL_TIMEOUT_S",
+    "WEB_TIMEOUT_S",
+    "WEB_KEEPALIVE_S",
+)
+_BINDS = (
+    "AUTH_GRPC_METRICS_BIND",
+    "AUTH_RELAY_METRICS_BIND",
+    "NOTIFY_GRPC_METRICS_BIND",
+    "NOTIFY_WORKER_METRICS_BIND",
+)
+
+
+def _defaults() -> dict[str, str]:
+    """What an unset variable means, where that is not simply "unset"."""
+    from services.common.webserver import default_workers
+
+    workers = f"(default: {default_workers()}, 2 × CPUs + 1)"
+    return {
+        "AUTH_WEB_WORKERS": workers,
+        "PORTAL_WEB_WORKERS": workers,
+        "AUTH_TRUSTED_PROXIES": "(default: 0, X-Forwarded-For ignored)",
+        "PORTAL_TRUSTED_PROXIES": "(default: 0, X-Forwarded-For ignored)",
+        "WEB_THREADS": "(default: 4)",
+        "WEB_GRACEFUL_TIMEOUT_S": "(default: 20)",
+        "WEB_TIMEOUT_S": "(default: 30)",
+        "WEB_KEEPALIVE_S": "(default: 5)",
+        "WEB_ACCESS_LOG": "(default: false; the app logs one line per request)",
+        "FORWARDED_ALLOW_IPS": "(default: 127.0.0.1)",
+        "GRPC_GRACE_S": "(default: 10)",
+        **{name: "(unset: no metrics port)" for name in _BINDS},
+    }
 
 
 def _mask(name: str, value: str | None) -> str:
@@ -91,6 +144,17 @@ def problems(env: Env, *, look_for_demo_users: bool = True) -> list[str]:
         found.append(
             f"argon2id m={memory} KiB, t={time_cost} is below the OWASP minimum (m=19456 KiB, t=2, p=1)"
         )
+    for name in _NUMBERS:
+        try:
+            config.get_int(env, name, 0, minimum=0)
+        except ConfigError as exc:
+            found.append(str(exc))
+    for name in _BINDS:
+        value = config.get(env, name)
+        if value:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit():
+                found.append(f"{name}: expected HOST:PORT, got {value!r}")
     if look_for_demo_users:
         found.extend(_demo_users(env))
     return found
@@ -116,12 +180,14 @@ def _demo_users(env: Env) -> list[str]:
 
 def check(env: Env) -> int:
     print("Effective configuration:")
+    defaults = _defaults()
     for name in SHOWN:
         try:
             value = config.get(env, name)
         except ConfigError as exc:
             value = f"(error: {exc})"
-        print(f"  {name:<24} {_mask(name, value)}")
+        shown = defaults[name] if value is None and name in defaults else _mask(name, value)
+        print(f"  {name:<26} {shown}")
     production = config.is_production(env)
     found = problems(env)
     if not found:

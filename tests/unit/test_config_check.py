@@ -48,3 +48,21 @@ def test_secrets_and_url_passwords_are_masked() -> None:
     assert "hunter2" not in _mask("AUTH_SECRET_KEY", "hunter2")
     masked = _mask("AUTH_DATABASE_URL", "postgresql+psycopg://auth:hunter2@db/auth")
     assert "hunter2" not in masked and "db/auth" in masked
+
+
+def test_bad_web_numbers_and_metrics_binds_are_named() -> None:
+    found = "\n".join(
+        problems({**SAFE, "WEB_THREADS": "many", "AUTH_RELAY_METRICS_BIND": "9090"}, look_for_demo_users=False)
+    )
+    assert "WEB_THREADS" in found and "AUTH_RELAY_METRICS_BIND" in found
+    assert problems({**SAFE, "AUTH_RELAY_METRICS_BIND": "0.0.0.0:9090"}, look_for_demo_users=False) == []
+
+
+def test_the_check_shows_what_unset_web_settings_mean(capsys, tmp_path) -> None:
+    from services.common.webserver import default_workers
+    from services.config_check import check
+
+    check({"PC_ENV": "development", "PC_VAR_DIR": str(tmp_path)})
+    shown = capsys.readouterr().out
+    assert f"(default: {default_workers()}, 2 × CPUs + 1)" in shown
+    assert "NOTIFY_WORKER_METRICS_BIND" in shown
