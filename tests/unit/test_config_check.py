@@ -58,10 +58,13 @@ def test_bad_web_numbers_and_metrics_binds_are_named() -> None:
     assert problems({**SAFE, "AUTH_RELAY_METRICS_BIND": "0.0.0.0:9090"}, look_for_demo_users=False) == []
 
 
-def test_the_check_shows_what_unset_web_settings_mean(capsys, tmp_path) -> None:
+def test_the_check_shows_what_unset_web_settings_mean(capsys, tmp_path, monkeypatch) -> None:
+    from services import config_check
     from services.common.webserver import default_workers
     from services.config_check import check
 
+    # No database here (looking for the demo users would start an embedded Redis, too).
+    monkeypatch.setattr(config_check, "_demo_users", lambda _env: [])
     check({"PC_ENV": "development", "PC_VAR_DIR": str(tmp_path)})
     shown = capsys.readouterr().out
     assert f"(default: {default_workers()}, 2 × CPUs + 1)" in shown
