@@ -43,6 +43,7 @@ from services.portal.web import (
     pages,
     plans,
     signin,
+    staff_views,
 )
 from services.portal.web.actors import page_actor
 from services.portal.web.context import EXTENSION, Portal, current_session
@@ -200,6 +201,7 @@ def create_app(
         activity.bp,
         api.bp,
         openapi.bp,
+        staff_views.bp,
     ):
         app.register_blueprint(blueprint)
     return app
