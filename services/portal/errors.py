@@ -45,3 +45,19 @@ class ValidationError(PortalError):
     def __init__(self, fields: Mapping[str, str]) -> None:
         super().__init__("; ".join(f"{name}: {message}" for name, message in fields.items()))
         self.fields = dict(fields)
+
+
+class IdempotencyMismatch(PortalError):
+    """The ``Idempotency-Key`` was used before with a different request (422)."""
+
+
+class IdempotencyInFlight(PortalError):
+    """A request with the same ``Idempotency-Key`` is still being processed (409)."""
+
+
+class StepUpRequired(PortalError):
+    """The action needs a sign-in (with the second factor) no older than ``max_age`` seconds (RFC 9470)."""
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__("This refund needs a fresh sign-in with your second factor.")
+        self.max_age = max_age

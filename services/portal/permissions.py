@@ -97,6 +97,8 @@ class Actor:
     ip: str = ""
     request_id: str = ""
     channel: str = "web"  # "web" (pages) or "api"
+    auth_time: int = 0  # when the user last signed in at auth (proves a fresh second factor; issue 7)
+    scopes: tuple[str, ...] = ()  # the token's scopes (a service client's, e.g. payments:post)
     permissions: frozenset[Permission] = field(default=frozenset(), compare=False)
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from services.portal.service_layer.accounts import AccountService
 from services.portal.service_layer.activity import ActivityService
 from services.portal.service_layer.applications import ApplicationService
+from services.portal.service_layer.money import MoneyService
 from services.portal.service_layer.plan_offers import PlanService
 from services.portal.service_layer.practice import PracticeService
 from services.portal.service_layer.prequalification import PrequalificationService
@@ -27,6 +28,7 @@ class Services:
     accounts: AccountService
     plans: PlanService
     activity: ActivityService
+    money: MoneyService
 
     @classmethod
     def build(cls, deps: Deps) -> Services:
@@ -37,4 +39,5 @@ class Services:
             accounts=AccountService(deps),
             plans=PlanService(deps),
             activity=ActivityService(deps),
+            money=MoneyService(deps),
         )

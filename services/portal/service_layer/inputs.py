@@ -158,11 +158,69 @@ AUDIT_ACTIONS = (
     "prequalification.check",
     "plans.update",
     "activity.view",
+    "charge.create",
+    "hold.create",
+    "charge.void",
+    "refund.create",
+    "payment.post",
+    "transaction.list",
+    "transaction.export",
+    "deposit.list",
 )
-AUDIT_OUTCOMES = ("ok", "not_found", "denied", "no_match", "throttled")
+AUDIT_OUTCOMES = ("ok", "not_found", "denied", "no_match", "throttled", "refused", "step_up")
 ACTIVITY_LIST = (
     Field("action", "enum", required=False, choices=AUDIT_ACTIONS),
     Field("outcome", "enum", required=False, choices=AUDIT_OUTCOMES),
     Field("actor", required=False, max_len=64, pattern=TEXT, description="staff user id (sub)"),
+    *PAGING_FIELDS,
+)
+
+
+# --- issue 7: money ----------------------------------------------------------------------------
+IDEMPOTENCY_KEY = Field("idempotency_key", max_len=100, min_len=8, pattern=r"^[A-Za-z0-9_.:-]+$")
+CHARGE = (
+    Field("account_id", pattern=r"^acc_[0-9a-f]{16}$", max_len=20, label="Account"),
+    Field("location_id", pattern=ID_PATTERN, max_len=20, label="Location"),
+    Field("plan_code", "enum", choices=PLAN_CODES, label="Plan"),
+    Field("amount_cents", "cents", minimum=1, maximum=MAX_CENTS, label="Amount"),
+    Field("description", max_len=200, min_len=1, pattern=TEXT, label="Treatment"),
+    Field("treatment_date", "date", label="Treatment date"),
+    Field(
+        "hold_id",
+        required=False,
+        pattern=r"^hld_[0-9a-f]{16}$",
+        max_len=20,
+        label="Hold",
+        description="an authorization-only hold this purchase completes",
+    ),
+)
+AUTHORIZATION = tuple(f for f in CHARGE if f.name != "hold_id")
+REFUND = (
+    Field("amount_cents", "cents", minimum=1, maximum=MAX_CENTS, label="Amount"),
+    Field("reason", required=False, max_len=200, pattern=TEXT, label="Reason", default=""),
+)
+PAYMENT = (
+    Field("account_number", max_len=16, pattern=r"^[0-9]{16}$", label="Account number"),
+    Field("amount_cents", "cents", minimum=1, maximum=MAX_CENTS, label="Amount"),
+    Field("reference", required=False, max_len=64, pattern=r"^[A-Za-z0-9_.:-]+$", default=""),
+)
+TRANSACTION_KINDS = ("charge", "refund", "void", "payment", "interest")
+TRANSACTION_LIST = (
+    Field(
+        "q",
+        required=False,
+        max_len=60,
+        pattern=TEXT,
+        description="treatment, authorization code or last four",
+    ),
+    Field("kind", "enum", required=False, choices=TRANSACTION_KINDS),
+    Field("location_id", required=False, pattern=ID_PATTERN, max_len=20),
+    Field("date_from", "date", required=False),
+    Field("date_to", "date", required=False),
+    *PAGING_FIELDS,
+)
+DEPOSIT_LIST = (
+    Field("date_from", "date", required=False),
+    Field("date_to", "date", required=False),
     *PAGING_FIELDS,
 )

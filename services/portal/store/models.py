@@ -12,6 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,6 +44,8 @@ class Practice(Base):
     practice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Refunds above this need a fresh second factor (step-up through auth; issue 7).
+    refund_step_up_cents: Mapped[int] = mapped_column(BigInteger, default=500_00, server_default="50000")
 
 
 class Location(Base):
@@ -94,6 +98,9 @@ class Account(Base):
     apr: Mapped[Decimal] = mapped_column(Numeric(5, 2))
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     opened_by_practice_id: Mapped[str] = mapped_column(ForeignKey("practices.practice_id"))
+    # Standard-APR interest accrued daily but not yet posted (sub-cent exact), and through which day.
+    accrued_interest: Mapped[Decimal] = mapped_column(Numeric(18, 6), default=Decimal(0), server_default="0")
+    interest_through: Mapped[date | None] = mapped_column(Date, nullable=True)
 
 
 class PracticeAccount(Base):
@@ -166,6 +173,11 @@ class Transaction(Base):
     authorization_code: Mapped[str | None] = mapped_column(String(12), nullable=True)
     occurred_at: Mapped[datetime] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Issue 7: what a refund or void reverses; the treatment's date; the promotion's terms as shown.
+    related_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    treatment_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    disclosure: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class Promotion(Base):
@@ -181,6 +193,11 @@ class Promotion(Base):
     balance_cents: Mapped[int] = mapped_column(BigInteger)
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date] = mapped_column(Date)
+    # Issue 7: open | paid | expired | void; interest that accrues during the promotion (deferred
+    # interest, charged only if it ends unpaid) or at the plan's reduced APR.
+    status: Mapped[str] = mapped_column(String(8), default="open", server_default="open")
+    apr: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(0), server_default="0")
+    accrued_interest: Mapped[Decimal] = mapped_column(Numeric(18, 6), default=Decimal(0), server_default="0")
 
 
 class PracticePlan(Base):
@@ -234,3 +251,87 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- issue 7: money ----------------------------------------------------------------------------
+
+
+class Hold(Base):
+    """An authorization-only hold: reduces available credit until a purchase completes it or it expires."""
+
+    __tablename__ = "holds"
+    __table_args__ = (CheckConstraint("amount_cents > 0", name="ck_holds_amount_positive"),)
+
+    hold_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.practice_id"), index=True)
+    location_id: Mapped[str] = mapped_column(ForeignKey("locations.location_id"))
+    plan_code: Mapped[str] = mapped_column(String(8))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(String(200))
+    authorization_code: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | completed | voided
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    charge_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class IdempotencyKey(Base):
+    """One ``Idempotency-Key`` per practice: the request's fingerprint and, once done, its result."""
+
+    __tablename__ = "idempotency_keys"
+
+    practice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(20))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(8))  # pending | done
+    result_id: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class Deposit(Base):
+    """One day's funding for a practice: its charges less refunds and merchant fees."""
+
+    __tablename__ = "deposits"
+    __table_args__ = (Index("ux_deposits_practice_day", "practice_id", "business_date", unique=True),)
+
+    deposit_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.practice_id"))
+    business_date: Mapped[date] = mapped_column(Date)
+    charges_cents: Mapped[int] = mapped_column(BigInteger)
+    refunds_cents: Mapped[int] = mapped_column(BigInteger)
+    fees_cents: Mapped[int] = mapped_column(BigInteger)
+    net_cents: Mapped[int] = mapped_column(BigInteger)
+    items: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class DepositItem(Base):
+    """Which ledger row a deposit settled (each at most once; the ledger row itself never changes)."""
+
+    __tablename__ = "deposit_items"
+
+    transaction_id: Mapped[str] = mapped_column(ForeignKey("transactions.transaction_id"), primary_key=True)
+    deposit_id: Mapped[str] = mapped_column(ForeignKey("deposits.deposit_id"), index=True)
+    fee_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+# The ledger is append-only in the database itself: UPDATE and DELETE on it fail.
+LEDGER_GUARD_SQLITE = (
+    "CREATE TRIGGER IF NOT EXISTS transactions_no_update BEFORE UPDATE ON transactions "
+    "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS transactions_no_delete BEFORE DELETE ON transactions "
+    "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+)
+LEDGER_GUARD_POSTGRESQL = (
+    "CREATE OR REPLACE FUNCTION transactions_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$",
+    "CREATE TRIGGER transactions_append_only BEFORE UPDATE OR DELETE ON transactions "
+    "FOR EACH ROW EXECUTE FUNCTION transactions_append_only()",
+)
+for _sql in LEDGER_GUARD_SQLITE:
+    event.listen(Transaction.__table__, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
+for _sql in LEDGER_GUARD_POSTGRESQL:
+    event.listen(Transaction.__table__, "after_create", DDL(_sql).execute_if(dialect="postgresql"))

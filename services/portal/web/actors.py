@@ -23,6 +23,8 @@ def actor_from(info: TokenInfo, *, channel: str, name: str = "") -> Actor:
         ip=client_ip(portal().settings.trusted_proxies),
         request_id=getattr(g, "request_id", ""),
         channel=channel,
+        auth_time=info.auth_time,
+        scopes=tuple(info.scope.split()),
     )
 
 
