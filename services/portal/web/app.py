@@ -42,8 +42,10 @@ from services.portal.web import (
     openapi,
     pages,
     plans,
+    resources_views,
     signin,
     staff_views,
+    status_views,
 )
 from services.portal.web.actors import page_actor
 from services.portal.web.context import EXTENSION, Portal, current_session
@@ -51,7 +53,7 @@ from services.portal.web.context import EXTENSION, Portal, current_session
 log = logging.getLogger(__name__)
 
 # Requests that must answer even in maintenance or while Redis is down.
-ALWAYS_SERVED = frozenset({"healthz", "readyz", "static"})
+ALWAYS_SERVED = frozenset({"healthz", "readyz", "static", "status.index", "status.as_json"})
 # How long the portal waits for auth's HTTP endpoints (discovery, token, JWKS).
 AUTH_HTTP_TIMEOUT_S = 5.0
 
@@ -202,6 +204,8 @@ def create_app(
         api.bp,
         openapi.bp,
         staff_views.bp,
+        resources_views.bp,
+        status_views.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -39,6 +39,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "signin.logout",
         "signin.signed_out",
         "apidoc.openapi",
+        "status.index",
+        "status.as_json",
     }
 )
 # Blueprints that authenticate each request themselves (the API: bearer tokens, never cookies).
@@ -196,14 +198,19 @@ def login() -> Response:
     """Send the browser to auth's authorization endpoint (PKCE S256, state, nonce)."""
     p = portal()
     next_path = safe_next(request.args.get("next"))
-    if isinstance(current_session().get("signed_in"), dict):
+    # Step-up (RFC 9470): a signed-in user is sent to auth again, which must ask afresh.
+    max_age = request.args.get("max_age", "")
+    step_up = max_age.isdigit() and len(max_age) <= 5
+    if isinstance(current_session().get("signed_in"), dict) and not step_up:
         return redirect(next_path)
     try:
         _metadata(p)
     except DiscoveryError as exc:
         log.error("cannot start sign-in", extra={"reason": str(exc)})
         return pages.unavailable()
-    extra = {"prompt": "login"} if request.args.get("reauth") == "1" else {}
+    extra = {"prompt": "login"} if request.args.get("reauth") == "1" or step_up else {}
+    if step_up:
+        extra["max_age"] = str(int(max_age))
     authorization = p.oidc.create_authorization_url(redirect_uri=p.settings.redirect_uri, **extra)
     _forget_old_sign_ins()
     # authlib keeps state, nonce and the PKCE verifier in the (server-side) session; `next` rides along.
