@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, redirect, request, url_for
 
-from services.portal.errors import Forbidden, NotFound, TooManyRequests, ValidationError
+from services.portal.errors import (
+    Forbidden,
+    IdempotencyInFlight,
+    IdempotencyMismatch,
+    NotFound,
+    StepUpRequired,
+    TooManyRequests,
+    ValidationError,
+)
 from services.portal.web import pages
 
 NOT_FOUND_TEXT = {
     "account": "No such account at this practice.",
     "application": "No such application at this practice.",
     "plan": "This practice does not offer that plan.",
+    "transaction": "No such transaction at this practice.",
+    "hold": "No such hold at this practice.",
 }
 
 
@@ -66,8 +76,57 @@ def too_many(exc: TooManyRequests) -> Response:
     return response
 
 
+def key_reused(exc: IdempotencyMismatch) -> Response:
+    """The same ``Idempotency-Key`` with a different request: 422, nothing done."""
+    text = "This Idempotency-Key was already used with a different request."
+    if is_api():
+        return _json(422, error="idempotency_key_reused", message=text)
+    return pages.message(
+        422, "Already submitted differently", text, link="/", link_text="Back to the dashboard"
+    )
+
+
+def in_flight(exc: IdempotencyInFlight) -> Response:
+    """A request with the same key is still being processed: 409, try again shortly."""
+    text = "The same request is still being processed; try again in a moment."
+    if is_api():
+        response = _json(409, error="idempotency_key_in_use", message=text)
+    else:
+        response = pages.message(
+            409, "Already in progress", text, link="/", link_text="Back to the dashboard"
+        )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+STEP_UP_CHALLENGE = (
+    'Bearer error="insufficient_user_authentication", '
+    'error_description="A more recent sign-in is required", max_age={max_age}'
+)
+
+
+def step_up(exc: StepUpRequired) -> Response:
+    """RFC 9470: the API answers 401 with the challenge; a page sends the browser to sign in
+    again at auth (``prompt=login``, ``max_age``), coming back to the same page."""
+    if is_api():
+        response = _json(
+            401,
+            error="insufficient_user_authentication",
+            message="A more recent sign-in is required.",
+            max_age=exc.max_age,
+        )
+        response.headers["WWW-Authenticate"] = STEP_UP_CHALLENGE.format(max_age=exc.max_age)
+        return response
+    from services.portal.web.signin import safe_next
+
+    return redirect(url_for("signin.login", next=safe_next(request.path), reauth="1", max_age=exc.max_age))
+
+
 def install(app: Flask) -> None:
     app.register_error_handler(TooManyRequests, too_many)
     app.register_error_handler(NotFound, not_found)
     app.register_error_handler(Forbidden, forbidden)
     app.register_error_handler(ValidationError, invalid)
+    app.register_error_handler(IdempotencyMismatch, key_reused)
+    app.register_error_handler(IdempotencyInFlight, in_flight)
+    app.register_error_handler(StepUpRequired, step_up)
