@@ -47,6 +47,8 @@ class Settings:
     # Account look-ups one user may make per window (services/portal/throttle.py).
     lookup_limit: int = 30
     lookup_window_s: int = 600
+    # Where supplies orders are emailed for fulfilment (issue 8).
+    fulfilment_email: str = "fulfilment@providercenter.example"
 
     @classmethod
     def from_env(cls, env: Env) -> Settings:
@@ -69,6 +71,9 @@ class Settings:
             trusted_proxies=config.get_int(env, "PORTAL_TRUSTED_PROXIES", 0, minimum=0),
             lookup_limit=config.get_int(env, "PORTAL_LOOKUP_LIMIT", 30, minimum=1),
             lookup_window_s=config.get_int(env, "PORTAL_LOOKUP_WINDOW_S", 600, minimum=1),
+            fulfilment_email=config.get_str(
+                env, "PORTAL_FULFILMENT_EMAIL", "fulfilment@providercenter.example"
+            ),
         )
         if settings.session_idle_s > settings.session_max_s:
             raise ConfigError("PORTAL_SESSION_IDLE_S must not exceed PORTAL_SESSION_MAX_S")

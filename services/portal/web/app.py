@@ -46,6 +46,7 @@ from services.portal.web import (
     signin,
     staff_views,
     status_views,
+    supplies_views,
 )
 from services.portal.web.actors import page_actor
 from services.portal.web.context import EXTENSION, Portal, current_session
@@ -206,6 +207,7 @@ def create_app(
         staff_views.bp,
         resources_views.bp,
         status_views.bp,
+        supplies_views.bp,
     ):
         app.register_blueprint(blueprint)
     return app
