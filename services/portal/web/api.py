@@ -156,3 +156,69 @@ def estimate() -> Response:
 @bp.get("/audit-log")
 def audit_log() -> Response:
     return _ok(portal().services.activity.list(_actor(), request.args, text=True))
+
+
+# --- issue 7: money ---------------------------------------------------------------------------------
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _key() -> str | None:
+    return request.headers.get(IDEMPOTENCY_HEADER)
+
+
+def _with(body: Any, **ids: str) -> Any:
+    """The JSON body with the path's ids added (the path wins); anything else as it came."""
+    return {**body, **ids} if isinstance(body, dict) else body
+
+
+@bp.post("/accounts/<account_id>/charges")
+def charge(account_id: str) -> Response:
+    return _ok(portal().services.money.charge(_actor(), _with(_body(), account_id=account_id), _key()), 201)
+
+
+@bp.post("/accounts/<account_id>/holds")
+def hold(account_id: str) -> Response:
+    result = portal().services.money.authorize(_actor(), _with(_body(), account_id=account_id), _key())
+    return _ok(result, 201)
+
+
+@bp.post("/accounts/<account_id>/holds/<hold_id>/completion")
+def complete_hold(account_id: str, hold_id: str) -> Response:
+    body = _with(_body(), account_id=account_id, hold_id=hold_id)
+    return _ok(portal().services.money.charge(_actor(), body, _key()), 201)
+
+
+@bp.post("/transactions/<transaction_id>/refunds")
+def refund(transaction_id: str) -> Response:
+    return _ok(portal().services.money.refund(_actor(), transaction_id, _body(), _key()), 201)
+
+
+@bp.post("/transactions/<transaction_id>/voids")
+def void(transaction_id: str) -> Response:
+    return _ok(portal().services.money.void(_actor(), transaction_id, _key()), 201)
+
+
+@bp.get("/transactions")
+def transactions() -> Response:
+    return _ok(portal().services.money.transactions(_actor(), request.args, text=True))
+
+
+@bp.get("/transactions.csv")
+def transactions_csv() -> Response:
+    text = portal().services.money.export_csv(_actor(), request.args)
+    response = Response(text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="transactions.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/deposits")
+def deposits() -> Response:
+    return _ok(portal().services.money.deposits(_actor(), request.args, text=True))
+
+
+@bp.post("/payments")
+def post_payment() -> Response:
+    """For the issuer's feed: a service client's token (client_credentials) with ``payments:post``."""
+    return _ok(portal().services.money.post_payment(_actor(), _body(), _key()), 201)

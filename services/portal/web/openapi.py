@@ -17,6 +17,7 @@ from services.portal.service_layer import inputs
 from services.portal.service_layer.accounts import AccountDetail, AccountSummary, TransactionView
 from services.portal.service_layer.activity import ActivityEntry
 from services.portal.service_layer.applications import ApplicationDetail, ApplicationSummary, SubmissionResult
+from services.portal.service_layer.money import DepositView, HoldView, LedgerRow, MoneyResult
 from services.portal.service_layer.plan_offers import PlanView
 from services.portal.service_layer.practice import LocationView
 from services.portal.service_layer.prequalification import PrequalificationResult
@@ -39,13 +40,22 @@ READ_MODELS = (
     PlanView,
     Estimate,
     ActivityEntry,
+    MoneyResult,
+    HoldView,
+    LedgerRow,
+    DepositView,
 )
 ERRORS = {
     "400": ("BadRequest", "The input breaks a rule; `fields` names each bad field."),
     "401": ("Unauthorized", "No bearer token, or one auth does not vouch for (see `WWW-Authenticate`)."),
     "403": ("Forbidden", "The token's roles do not include the permission this operation needs."),
     "404": ("NotFound", "No such object for this practice (another practice's object looks the same)."),
+    "409": ("Conflict", "A request with the same `Idempotency-Key` is still being processed; retry shortly."),
     "415": ("UnsupportedMediaType", "The body must be `application/json`."),
+    "422": (
+        "KeyReused",
+        "The `Idempotency-Key` was already used with a different request; nothing was done.",
+    ),
     "429": ("TooManyRequests", "Too many attempts in a short time; see `Retry-After`."),
     "503": ("Unavailable", "Auth's token check or the database is out of reach; try again later."),
 }
@@ -79,6 +89,45 @@ def _path(name: str, what: str) -> dict[str, Any]:
         "description": f"the {what}'s id, as the API returned it",
         "schema": {"type": "string", "minLength": 1, "maxLength": 64},
     }
+
+
+def _idempotency_key() -> dict[str, Any]:
+    return {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": True,
+        "description": (
+            "one key per intended action: the same key and body give back the first result (never a "
+            "second transaction); the same key with another body is 422; while the first is in progress, 409"
+        ),
+        "schema": inputs.IDEMPOTENCY_KEY.json_schema(),
+    }
+
+
+def _money(
+    operation_id: str,
+    summary: str,
+    permission: str,
+    response: dict[str, Any],
+    parameters: list[dict[str, Any]],
+    body: tuple[Field, ...] | None,
+) -> dict[str, Any]:
+    """A money action: 201, an ``Idempotency-Key`` header, and the idempotency answers."""
+    operation = _operation(
+        operation_id,
+        summary,
+        permission,
+        response,
+        status="201",
+        parameters=[*parameters, _idempotency_key()],
+        body=body,
+        errors=("400", "401", "403", "404", "409", "422", "503"),
+    )
+    return operation
+
+
+def _without(fields: tuple[Field, ...], *names: str) -> tuple[Field, ...]:
+    return tuple(f for f in fields if f.name not in names)
 
 
 def _operation(
@@ -237,6 +286,103 @@ def document() -> dict[str, Any]:
                 errors=("400", "401", "403", "503"),
             )
         },
+        "/accounts/{account_id}/charges": {
+            "post": _money(
+                "createCharge",
+                "Charge a treatment to the account on an offered plan (the disclosure is stored with it)",
+                "purchase",
+                _ref("MoneyResult"),
+                [account_id],
+                _without(inputs.CHARGE, "account_id"),
+            )
+        },
+        "/accounts/{account_id}/holds": {
+            "post": _money(
+                "createHold",
+                "Authorization only: reserve credit for a later purchase (expires unused)",
+                "authorization_only",
+                _ref("HoldView"),
+                [account_id],
+                _without(inputs.AUTHORIZATION, "account_id"),
+            )
+        },
+        "/accounts/{account_id}/holds/{hold_id}/completion": {
+            "post": _money(
+                "completeHold",
+                "Complete a hold with the purchase (at most the held amount)",
+                "purchase",
+                _ref("MoneyResult"),
+                [account_id, _path("hold_id", "hold")],
+                _without(inputs.CHARGE, "account_id", "hold_id"),
+            )
+        },
+        "/transactions/{transaction_id}/refunds": {
+            "post": _money(
+                "createRefund",
+                "Refund part or all of a charge (never more than is left); over the practice's amount "
+                "a recent sign-in is required (RFC 9470 challenge in `WWW-Authenticate`)",
+                "refund",
+                _ref("MoneyResult"),
+                [_path("transaction_id", "charge")],
+                inputs.REFUND,
+            )
+        },
+        "/transactions/{transaction_id}/voids": {
+            "post": _money(
+                "voidCharge",
+                "Void a charge before it is settled",
+                "purchase",
+                _ref("MoneyResult"),
+                [_path("transaction_id", "charge")],
+                None,
+            )
+        },
+        "/transactions": {
+            "get": _operation(
+                "listTransactions",
+                "The practice's charges, refunds and voids, newest first, with search and filters",
+                "account_lookup",
+                page_schema(LedgerRow),
+                parameters=_query(inputs.TRANSACTION_LIST),
+                errors=("400", "401", "403", "503"),
+            )
+        },
+        "/transactions.csv": {
+            "get": {
+                **_operation(
+                    "exportTransactions",
+                    "The filtered transactions as CSV (amounts in cents and dollars)",
+                    "account_lookup",
+                    {"type": "string"},
+                    parameters=_query(_without(inputs.TRANSACTION_LIST, "page", "per_page")),
+                    errors=("400", "401", "403", "503"),
+                ),
+            }
+        },
+        "/deposits": {
+            "get": _operation(
+                "listDeposits",
+                "The daily funding report: deposits by business date (charges − refunds − fees)",
+                "daily_funding_report",
+                page_schema(DepositView),
+                parameters=_query(inputs.DEPOSIT_LIST),
+                errors=("400", "401", "403", "503"),
+            )
+        },
+        "/payments": {
+            "post": _money(
+                "postPayment",
+                "The issuer's payment feed: post a cardholder's payment (a service client's token with "
+                "scope `payments:post`, client_credentials grant)",
+                "scope payments:post",
+                _ref("MoneyResult"),
+                [],
+                inputs.PAYMENT,
+            )
+        },
+    }
+    paths["/transactions.csv"]["get"]["responses"]["200"]["content"] = {
+        "text/csv": {"schema": {"type": "string"}}
     }
     models: dict[str, type] = {}
     for model in READ_MODELS:

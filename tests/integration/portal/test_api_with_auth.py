@@ -90,18 +90,32 @@ def test_real_tokens_tenancy_sweep(wired: Wired, capsys: pytest.CaptureFixture[s
     assert created.status_code == 201, created.get_data(as_text=True)
     result = created.get_json()
     number = result["account_number"].replace(" ", "")
+    charge = {
+        "location_id": b.locations[0],
+        "plan_code": "DI12",
+        "amount_cents": 500_00,
+        "description": "Cleaning",
+        "treatment_date": "2027-01-15",
+    }
+    charged = b.client.post(
+        f"/api/v1/accounts/{result['detail']['account_id']}/charges",
+        json=charge,
+        headers={**b.bearer, "Idempotency-Key": "tenancy-b-charge"},
+    )
+    assert charged.status_code == 201, charged.get_data(as_text=True)
     foreign = Foreign(
         practice_id=b.practice_id,
         account_id=result["detail"]["account_id"],
         application_id=result["detail"]["summary"]["application_id"],
         location_id=b.locations[0],
-        secrets=("Brightwater", number, "Birch Dental 1"),
+        secrets=("Brightwater", number, "Birch Dental 1", "Cleaning"),
+        transaction_id=charged.get_json()["transaction_id"],
     )
     # The pages use A's signed-in session; the API A's bearer token — both checked over real gRPC.
     lines = sweep(a.client, a.bearer, foreign, a.locations[0], a.practice_id, wired.ctx.db)
     with capsys.disabled():  # shown in CI's log, not only on failure
         print("\ntenancy sweep (real tokens):\n  " + "\n  ".join(lines))
-    assert len(lines) == 10
+    assert len(lines) == 14
     # And B still sees its own.
     assert b.client.get(f"/api/v1/accounts/{foreign.account_id}", headers=b.bearer).status_code == 200
     # An unknown or revoked token is 401, not a redirect.

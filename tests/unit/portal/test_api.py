@@ -220,7 +220,7 @@ def test_the_openapi_document_is_valid_and_public(harness: Harness) -> None:
     validate(document)
     assert document["openapi"].startswith("3.1")
     operations = {(method, path) for path, item in document["paths"].items() for method in item}
-    assert len(operations) == 14
+    assert len(operations) == 23
     for path, item in document["paths"].items():
         for operation in item.values():
             assert "401" in operation["responses"], path

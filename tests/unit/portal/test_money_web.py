@@ -48,3 +48,194 @@ def test_step_up_on_a_page_signs_in_again_at_auth_and_comes_back(harness: Harnes
     # Without max_age a signed-in browser is simply sent on.
     plain = harness.client.get("/login?next=/accounts")
     assert plain.headers["Location"].endswith("/accounts")
+
+
+# --- the money API ------------------------------------------------------------------------------
+
+import itertools  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from sqlalchemy import update  # noqa: E402
+
+from services.common.db import transaction  # noqa: E402
+from services.portal.store.models import Account, AuditEntry, Practice  # noqa: E402
+from tests.unit.portal.factories import PracticeFixture, applicant, make_practice  # noqa: E402
+from tests.unit.portal.test_api import bearer  # noqa: E402
+
+_keys = itertools.count()
+
+
+def idem() -> dict[str, str]:
+    return {"Idempotency-Key": f"web-key-{next(_keys):08d}"}
+
+
+@pytest.fixture
+def practice(harness: Harness) -> PracticeFixture:
+    return make_practice(harness.portal.db)
+
+
+def open_account(harness: Harness, practice: PracticeFixture, limit: int = 3_000_00) -> tuple[str, str]:
+    created = harness.client.post(
+        "/api/v1/applications",
+        json=applicant(practice.locations[0], requested_cents=limit),
+        headers=bearer(harness, practice),
+    ).get_json()
+    account_id = created["detail"]["account_id"]
+    with transaction(harness.portal.db) as session:
+        session.execute(
+            update(Account).where(Account.account_id == account_id).values(credit_limit_cents=limit)
+        )
+    return account_id, created["account_number"].replace(" ", "")
+
+
+def charge_body(practice: PracticeFixture, amount: int, plan: str = "DI12", **extra: Any) -> dict[str, Any]:
+    return {
+        "location_id": practice.locations[0],
+        "plan_code": plan,
+        "amount_cents": amount,
+        "description": "Crown, tooth 14",
+        "treatment_date": "2027-01-15",
+        **extra,
+    }
+
+
+def test_charge_through_the_api_is_idempotent(harness: Harness, practice: PracticeFixture) -> None:
+    account_id, _ = open_account(harness, practice)
+    headers = bearer(harness, practice, "front_desk")
+    url = f"/api/v1/accounts/{account_id}/charges"
+    key = idem()
+    first = harness.client.post(url, json=charge_body(practice, 1_200_00), headers={**headers, **key})
+    assert first.status_code == 201, first.get_json()
+    body = first.get_json()
+    assert body["balance_cents"] == 1_200_00 and body["available_credit_cents"] == 1_800_00
+    assert "12 months" in body["disclosure"] and len(body["authorization_code"]) == 6
+    again = harness.client.post(url, json=charge_body(practice, 1_200_00), headers={**headers, **key})
+    assert again.status_code == 201 and again.get_json()["transaction_id"] == body["transaction_id"]
+    other = harness.client.post(url, json=charge_body(practice, 1_300_00), headers={**headers, **key})
+    assert other.status_code == 422 and other.get_json()["error"] == "idempotency_key_reused"
+    missing = harness.client.post(url, json=charge_body(practice, 1_200_00), headers=headers)
+    assert missing.status_code == 400 and "idempotency_key" in missing.get_json()["fields"]
+    too_much = harness.client.post(url, json=charge_body(practice, 1_800_01), headers={**headers, **idem()})
+    assert too_much.status_code == 400
+    readonly = harness.client.post(
+        url, json=charge_body(practice, 300_00), headers={**bearer(harness, practice, "read_only"), **idem()}
+    )
+    assert readonly.status_code == 403
+    account = harness.client.get(f"/api/v1/accounts/{account_id}", headers=headers).get_json()
+    assert account["summary"]["balance_cents"] == 1_200_00
+
+
+def test_refund_void_hold_and_step_up_through_the_api(harness: Harness, practice: PracticeFixture) -> None:
+    account_id, _ = open_account(harness, practice)
+    with transaction(harness.portal.db) as session:
+        session.execute(
+            update(Practice)
+            .where(Practice.practice_id == practice.practice_id)
+            .values(refund_step_up_cents=100_00)
+        )
+    manager = bearer(harness, practice, "manager", auth_time=int(harness.clock()) - 3600)
+    charged = harness.client.post(
+        f"/api/v1/accounts/{account_id}/charges",
+        json=charge_body(practice, 1_000_00),
+        headers={**manager, **idem()},
+    ).get_json()
+    refunds = f"/api/v1/transactions/{charged['transaction_id']}/refunds"
+    small = harness.client.post(refunds, json={"amount_cents": 50_00}, headers={**manager, **idem()})
+    assert small.status_code == 201 and small.get_json()["balance_cents"] == 950_00
+    big = harness.client.post(refunds, json={"amount_cents": 500_00}, headers={**manager, **idem()})
+    assert big.status_code == 401
+    assert big.headers["WWW-Authenticate"].startswith('Bearer error="insufficient_user_authentication"')
+    assert "max_age=300" in big.headers["WWW-Authenticate"]
+    fresh = bearer(harness, practice, "manager", auth_time=int(harness.clock()) - 10)
+    ok = harness.client.post(refunds, json={"amount_cents": 500_00}, headers={**fresh, **idem()})
+    assert ok.status_code == 201 and ok.get_json()["refundable_cents"] == 450_00
+    over = harness.client.post(refunds, json={"amount_cents": 450_01}, headers={**fresh, **idem()})
+    assert over.status_code == 400
+    front = bearer(harness, practice, "front_desk")
+    assert (
+        harness.client.post(refunds, json={"amount_cents": 1}, headers={**front, **idem()}).status_code == 403
+    )
+    # A hold, completed by the purchase; another charge voided.
+    held = harness.client.post(
+        f"/api/v1/accounts/{account_id}/holds",
+        json=charge_body(practice, 400_00),
+        headers={**front, **idem()},
+    )
+    assert held.status_code == 201 and held.get_json()["status"] == "open"
+    hold_id = held.get_json()["hold_id"]
+    done = harness.client.post(
+        f"/api/v1/accounts/{account_id}/holds/{hold_id}/completion",
+        json=charge_body(practice, 350_00),
+        headers={**front, **idem()},
+    )
+    assert done.status_code == 201, done.get_json()
+    assert done.get_json()["authorization_code"] == held.get_json()["authorization_code"]
+    voided = harness.client.post(
+        f"/api/v1/transactions/{done.get_json()['transaction_id']}/voids", headers={**front, **idem()}
+    )
+    assert voided.status_code == 201 and voided.get_json()["kind"] == "void"
+    assert voided.get_json()["balance_cents"] == 450_00
+    missing = harness.client.post(
+        "/api/v1/transactions/txn_0000000000000000/voids", headers={**front, **idem()}
+    )
+    assert missing.status_code == 404
+
+
+def test_transactions_csv_and_deposits_through_the_api(harness: Harness, practice: PracticeFixture) -> None:
+    account_id, _ = open_account(harness, practice)
+    admin = bearer(harness, practice, "admin")
+    for amount in (300_00, 400_00):
+        harness.client.post(
+            f"/api/v1/accounts/{account_id}/charges",
+            json=charge_body(practice, amount),
+            headers={**admin, **idem()},
+        )
+    listed = harness.client.get("/api/v1/transactions?kind=charge&per_page=1", headers=admin).get_json()
+    assert listed["total"] == 2 and len(listed["items"]) == 1
+    assert harness.client.get("/api/v1/transactions?kind=nope", headers=admin).status_code == 400
+    csv_answer = harness.client.get("/api/v1/transactions.csv?kind=charge", headers=admin)
+    assert csv_answer.status_code == 200 and csv_answer.mimetype == "text/csv"
+    lines = csv_answer.get_data(as_text=True).strip().splitlines()
+    assert lines[0].startswith("date,transaction_id,kind") and len(lines) == 3
+    from datetime import date
+
+    harness.portal.services.money.settle(date(2027, 1, 15))
+    deposits = harness.client.get("/api/v1/deposits", headers=admin).get_json()
+    assert deposits["total"] == 1 and deposits["items"][0]["charges_cents"] == 700_00
+    assert (
+        harness.client.get("/api/v1/deposits", headers=bearer(harness, practice, "front_desk")).status_code
+        == 403
+    )
+
+
+def test_payments_need_a_service_token_with_the_scope(harness: Harness, practice: PracticeFixture) -> None:
+    account_id, number = open_account(harness, practice)
+    admin = bearer(harness, practice, "admin")
+    harness.client.post(
+        f"/api/v1/accounts/{account_id}/charges",
+        json=charge_body(practice, 600_00),
+        headers={**admin, **idem()},
+    )
+    body = {"account_number": number, "amount_cents": 100_00, "reference": "feed-1"}
+    assert harness.client.post("/api/v1/payments", json=body, headers={**admin, **idem()}).status_code == 403
+    harness.verifier.issue(
+        "svc-token",
+        sub="issuer-feed",
+        client_id="issuer-feed",
+        scope="payments:post",
+        exp=int(harness.clock()) + 300,
+    )
+    service = {"Authorization": "Bearer svc-token"}
+    key = idem()
+    posted = harness.client.post("/api/v1/payments", json=body, headers={**service, **key})
+    assert posted.status_code == 201 and posted.get_json()["balance_cents"] == 500_00
+    again = harness.client.post("/api/v1/payments", json=body, headers={**service, **key})
+    assert again.get_json()["transaction_id"] == posted.get_json()["transaction_id"]
+    unknown = {**body, "account_number": "0" * 16}
+    assert (
+        harness.client.post("/api/v1/payments", json=unknown, headers={**service, **idem()}).status_code
+        == 404
+    )
+    with harness.portal.db() as session:
+        assert session.query(AuditEntry).filter(AuditEntry.action == "payment.post").count() >= 2
