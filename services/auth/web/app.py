@@ -68,6 +68,8 @@ def create_app(container: Container) -> Flask:
     app.jinja_env.globals["support_email"] = settings.support_email
     app.jinja_env.globals["support_phone"] = settings.support_phone
     app.jinja_env.globals["password_min_length"] = settings.password_min_length
+    # The portal's public status page: maintenance state and each service's health.
+    app.jinja_env.globals["status_url"] = f"{settings.portal_url}/status"
 
     from services.auth.web import account_views, oauth_views, recovery_views, signin_views
 
