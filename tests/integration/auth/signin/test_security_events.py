@@ -88,6 +88,8 @@ def test_every_security_event_is_written_with_address_and_user_agent(make_auth) 
         ("account.locked", "ok", None),
         ("sign_in.password", "refused", "locked"),
         ("account.unlocked", "ok", None),
+        # The change-password page re-checks the current password like a sign-in (and under its lockout).
+        ("sign_in.password", "ok", None),
         ("password.changed", "ok", None),
         ("account.suspended", "ok", None),
         ("sign_in.password", "failure", "suspended"),
