@@ -101,5 +101,8 @@ def test_register_adds_the_web_and_audit_verify_commands() -> None:
     assert verify.func is cli._audit_verify and verify.anchor == (12, "a" * 64)
     with pytest.raises(SystemExit):
         parser.parse_args(["audit", "verify", "--anchor", "twelve"])
+    settle = parser.parse_args(["settle", "--date", "2027-01-15"])  # issue 7
+    assert settle.func is cli._settle and settle.date.isoformat() == "2027-01-15"
+    assert parser.parse_args(["accrue-interest"]).date is None
     with pytest.raises(SystemExit):
-        parser.parse_args(["settle"])  # issue 7
+        parser.parse_args(["payments", "post", "--account", "4111"])  # amount and key required
