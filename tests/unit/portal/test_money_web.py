@@ -239,3 +239,109 @@ def test_payments_need_a_service_token_with_the_scope(harness: Harness, practice
     )
     with harness.portal.db() as session:
         assert session.query(AuditEntry).filter(AuditEntry.action == "payment.post").count() >= 2
+
+
+# --- the money pages ----------------------------------------------------------------------------
+
+import re  # noqa: E402
+
+from tests.unit.portal.conftest import CSRF  # noqa: E402
+
+KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
+
+
+def _form(harness: Harness, path: str) -> tuple[str, str, str]:
+    page = harness.client.get(path)
+    assert page.status_code == 200, page.get_data(as_text=True)[:300]
+    html = page.get_data(as_text=True)
+    return html, CSRF.search(html).group(1), KEY.search(html).group(1)  # type: ignore[union-attr]
+
+
+def _transactions(harness: Harness, account_id: str) -> int:
+    from sqlalchemy import func, select
+
+    from services.portal.store.models import Transaction
+
+    with harness.portal.db() as session:
+        return int(session.scalar(select(func.count()).where(Transaction.account_id == account_id)) or 0)
+
+
+def test_charge_and_refund_pages_with_step_up(harness: Harness, practice: PracticeFixture) -> None:
+    account_id, _ = open_account(harness, practice)
+    harness.sign_in(
+        practice_id=practice.practice_id, roles=("manager",), auth_time=int(harness.clock()) - 3600
+    )
+    nav = harness.client.get("/").get_data(as_text=True)
+    assert ">Transactions</a>" in nav and ">Deposits</a>" in nav
+    account_page = harness.client.get(f"/accounts/{account_id}").get_data(as_text=True)
+    assert f'href="/accounts/{account_id}/charge"' in account_page
+    html, csrf, key = _form(harness, f"/accounts/{account_id}/charge")
+    assert "No interest if paid in full within 12 months" in html  # each offered plan's disclosure
+    assert "<script" not in html and "style=" not in html
+    data = {
+        "csrf_token": csrf,
+        "idempotency_key": key,
+        "plan_code": "DI12",
+        "location_id": practice.locations[0],
+        "amount_cents": "1,000.00",
+        "description": "Crown, tooth 14",
+        "treatment_date": "2027-01-15",
+    }
+    bad = harness.client.post(f"/accounts/{account_id}/charge", data={**data, "amount_cents": "10.00"})
+    assert bad.status_code == 400 and "minimum purchase" in bad.get_data(as_text=True)
+    done = harness.client.post(f"/accounts/{account_id}/charge", data=data)
+    assert done.status_code == 303 and "charged=" in done.headers["Location"]
+    again = harness.client.post(f"/accounts/{account_id}/charge", data=data)  # a double submit
+    assert again.status_code == 303 and again.headers["Location"] == done.headers["Location"]
+    assert _transactions(harness, account_id) == 1
+    shown = harness.client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Authorization code" in shown and "$1,000.00" in shown
+    refund_path = re.search(r'href="(/transactions/txn_[0-9a-f]+/refund)"', shown).group(1)  # type: ignore[union-attr]
+    # Over the practice's amount ($500 by default) with an hour-old sign-in: sign in again first.
+    _html, csrf, key = _form(harness, refund_path)
+    big = harness.client.post(
+        refund_path, data={"csrf_token": csrf, "idempotency_key": key, "amount_cents": "600.00"}
+    )
+    assert big.status_code == 302
+    assert _query(big.headers["Location"]) == {"next": refund_path, "reauth": "1", "max_age": "300"}
+    small = harness.client.post(
+        refund_path, data={"csrf_token": csrf, "idempotency_key": key, "amount_cents": "200.00"}
+    )
+    assert small.status_code == 303 and "refunded=1" in small.headers["Location"]
+    after = harness.client.get(small.headers["Location"]).get_data(as_text=True)
+    assert "$800.00" in after  # the balance after the refund
+    no_csrf = harness.client.post(
+        refund_path, data={"idempotency_key": "form-xyz-12345", "amount_cents": "1.00"}
+    )
+    assert no_csrf.status_code in (400, 403)
+
+
+def test_transactions_list_csv_and_deposits_pages(harness: Harness, practice: PracticeFixture) -> None:
+    account_id, _ = open_account(harness, practice)
+    admin = bearer(harness, practice, "admin")
+    for amount in (300_00, 400_00):
+        harness.client.post(
+            f"/api/v1/accounts/{account_id}/charges",
+            json=charge_body(practice, amount),
+            headers={**admin, **idem()},
+        )
+    from datetime import date
+
+    harness.portal.services.money.settle(date(2027, 1, 15))
+    harness.sign_in(practice_id=practice.practice_id, roles=("read_only",))
+    listed = harness.client.get("/transactions?kind=charge")
+    html = listed.get_data(as_text=True)
+    assert listed.status_code == 200 and html.count("Crown, tooth 14") == 2
+    assert 'href="/transactions.csv?kind=charge"' in html and ">Refund</a>" not in html
+    assert (
+        harness.client.get("/transactions?date_from=yesterday").status_code == 200
+    )  # errors shown on the page
+    csv_answer = harness.client.get("/transactions.csv?kind=charge")
+    assert (
+        csv_answer.mimetype == "text/csv" and len(csv_answer.get_data(as_text=True).strip().splitlines()) == 3
+    )
+    deposits = harness.client.get("/deposits").get_data(as_text=True)
+    assert "$700.00" in deposits and "Jan 15, 2027" in deposits
+    harness.sign_in(practice_id=practice.practice_id, roles=("front_desk",), token="at-fd")
+    assert harness.client.get("/deposits").status_code == 403
+    assert ">Deposits</a>" not in harness.client.get("/").get_data(as_text=True)
