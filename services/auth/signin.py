@@ -91,9 +91,18 @@ class SignIn:
             # hammers a locked account an argon2 computation per request.
             return admitted
         attempt = admitted
+        # The slow argon2 verification runs outside any database transaction: on
+        # SQLite a write transaction holds the database lock, and nothing here
+        # needs one until the outcome is recorded.
+        with self.c.db() as db:
+            found = directory.find_user(db, submitted)
+            stored_hash = found.password_hash if found else None
+        ok = self.c.passwords.verify(stored_hash, password)
         with transaction(self.c.db) as db:
             user = directory.find_user(db, submitted)
-            ok = self.c.passwords.verify(user.password_hash if user else None, password)
+            if user is not None and user.password_hash != stored_hash:
+                # The password changed while we were verifying: judge against the new one.
+                ok = self.c.passwords.verify(user.password_hash, password)
             if not ok or user is None:
                 self._failed(
                     db, attempt, submitted, user, "sign_in.password", "bad_credentials", origin, device

@@ -10,6 +10,7 @@ format and storage.
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 # No "address" or "phone": the directory holds neither, so those scopes are not
 # advertised and, like any scope not understood, ignored (OIDC Core §5.4).
+CLIENT_CACHE_S = 5.0
 SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access", "practice"]
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 # The second factor is always required, so only AAL2 is ever issued (and advertised).
@@ -275,31 +277,48 @@ class ProviderServer(AuthorizationServer):
     def __init__(self, container: Container) -> None:
         super().__init__()
         self.container = container
+        # Client registrations, cached briefly: every token request looks its client up,
+        # and a changed or removed client takes effect within CLIENT_CACHE_S.
+        self._clients: dict[str, tuple[float, Client | None]] = {}
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         if not isinstance(client_id, str) or len(client_id) > 100:
             return None
-        with self.container.db() as db:
-            row = db.get(Client, client_id)
+        now = time.monotonic()
+        cached = self._clients.get(client_id)
+        if cached is not None and now - cached[0] < CLIENT_CACHE_S:
+            row = cached[1]
+        else:
+            with self.container.db() as db:
+                row = db.get(Client, client_id)
+            if len(self._clients) > 1000:
+                self._clients.clear()
+            self._clients[client_id] = (now, row)
         return OAuthClient(row, self.container.settings.client_secret_key) if row else None
 
     def save_token(self, token: dict, request: Any) -> None:
         principal: Principal | None = request.user if isinstance(request.user, Principal) else None
         client: OAuthClient = request.client
+        if principal is None:
+            # A service token (client_credentials) has no grant family, session or user to
+            # revoke with; revoking it by jti goes to Redis without a row. Skipping the
+            # write keeps the service-token path free of database work.
+            metrics.TOKENS_ISSUED.labels(_grant_type(request)).inc()
+            return
         claims = unverified_claims(token["access_token"])
         with transaction(self.container.db) as db:
-            grant_id = principal.grant_id if principal else secrets.token_hex(16)
+            grant_id = principal.grant_id
             token_store.record_access(
                 db,
                 jti=claims["jti"],
                 exp=claims["exp"],
                 grant_id=grant_id,
                 client_id=client.client_id,
-                user_pk=principal.user_pk if principal else None,
-                sid=principal.sid if principal else None,
+                user_pk=principal.user_pk,
+                sid=principal.sid,
                 scope=token.get("scope", ""),
             )
-            if principal and token.get("refresh_token"):
+            if token.get("refresh_token"):
                 session = self.container.sessions.get(principal.sid)
                 created = session.created if session else utcnow().timestamp()
                 token_store.record_refresh(
