@@ -43,6 +43,7 @@ from services.portal.web import (
     openapi,
     pages,
     plans,
+    reports_views,
     resources_views,
     signin,
     staff_views,
@@ -210,6 +211,7 @@ def create_app(
         resources_views.bp,
         status_views.bp,
         supplies_views.bp,
+        reports_views.bp,
     ):
         app.register_blueprint(blueprint)
     return app
