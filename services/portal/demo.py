@@ -326,4 +326,9 @@ def seed(session: Session, today: date) -> int:
         made += seed_practice(session, practice, rng, today)
     if made:
         share_patients(session, rng, today)
+        # A year of refunds, voids, payments, interest and deposits (issue 7).
+        from services.portal import demo_money
+
+        session.flush()
+        demo_money.seed_year(session, (DENTAL.practice_id, VET.practice_id), today)
     return made

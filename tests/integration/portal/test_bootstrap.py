@@ -65,11 +65,23 @@ def test_seed_demo_is_idempotent(databases: Databases, tmp_path: Path) -> None:
             accounts = conn.exec_driver_sql("SELECT count(*) FROM accounts").scalar()
             promotions = conn.exec_driver_sql("SELECT count(*) FROM promotions").scalar()
             numbers = [n for (n,) in conn.exec_driver_sql("SELECT number FROM accounts").all()]
+            kinds = dict(conn.exec_driver_sql("SELECT kind, count(*) FROM transactions GROUP BY kind").all())
+            deposits = conn.exec_driver_sql("SELECT count(*) FROM deposits").scalar()
+            # The ledger invariant for every account: balance = Σ signed ledger rows.
+            broken = conn.exec_driver_sql(
+                "SELECT a.account_id FROM accounts a LEFT JOIN transactions t ON t.account_id = a.account_id "
+                "GROUP BY a.account_id, a.balance_cents HAVING a.balance_cents <> COALESCE(SUM(CASE "
+                "WHEN t.kind IN ('charge', 'interest') THEN t.amount_cents ELSE -t.amount_cents END), 0)"
+            ).all()
     finally:
         engine.dispose()
     assert set(counts) == {"approved", "pending_review", "declined"} and counts["approved"] == accounts
     assert locations == {"demo-dental": 3, "demo-vet": 2}
     assert promotions and all(cards.is_valid(number) for number in numbers)
+    # A year of money (issue 7): charges, refunds, payments, interest and deposits.
+    assert all(kinds.get(kind, 0) > 0 for kind in ("charge", "refund", "payment", "interest")), kinds
+    assert deposits and deposits > 30 and broken == []
+    assert seconds < 30  # ~2 s on SQLite; a slow shared PostgreSQL takes longer
 
 
 def test_seed_demo_is_deterministic(databases: Databases, tmp_path: Path) -> None:
@@ -86,6 +98,13 @@ def test_seed_demo_is_deterministic(databases: Databases, tmp_path: Path) -> Non
         with engine.connect() as conn:
             seen.append(
                 conn.exec_driver_sql("SELECT number, credit_limit_cents FROM accounts ORDER BY number").all()
+                + conn.exec_driver_sql(
+                    "SELECT a.number, t.kind, t.amount_cents, t.occurred_at FROM transactions t "
+                    "JOIN accounts a ON a.account_id = t.account_id ORDER BY t.occurred_at, a.number, t.kind"
+                ).all()
+                + conn.exec_driver_sql(
+                    "SELECT practice_id, business_date, net_cents FROM deposits ORDER BY practice_id, business_date"
+                ).all()
             )
         engine.dispose()
     assert seen[0] == seen[1] and len(seen[0]) > 100
