@@ -42,9 +42,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import Date, String, case, func, literal_column, select
+from sqlalchemy import Date, String, case, exists, func, literal_column, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from services.common.db import transaction
@@ -129,7 +129,8 @@ def parse_range(args: Mapping[str, Any], today: date) -> DateRange:
 
 
 class month_of(FunctionElement[str]):  # noqa: N801 - reads like the SQL function it is
-    """``YYYY-MM`` of a UTC timestamp (or a date) column, computed by the database."""
+    """The UTC month of a timestamp (or a date) column, computed by the database; read it
+    with :func:`month_key`."""
 
     type = String()
     inherit_cache = True
@@ -145,11 +146,17 @@ def _month_of_sqlite(element: month_of, compiler: Any, **kw: Any) -> str:
 
 @compiles(month_of, "postgresql")
 def _month_of_postgresql(element: month_of, compiler: Any, **kw: Any) -> str:
+    # date_trunc is much cheaper per row than to_char; :func:`month_key` formats the few groups.
     (column,) = list(element.clauses)
     sql = compiler.process(column, **kw)
     if isinstance(column.type, Date):
-        return f"to_char({sql}, 'YYYY-MM')"
-    return f"to_char(timezone('UTC', {sql}), 'YYYY-MM')"
+        return f"date_trunc('month', CAST({sql} AS timestamp))"
+    return f"date_trunc('month', timezone('UTC', {sql}))"
+
+
+def month_key(value: Any) -> str:
+    """A month bucket as ``YYYY-MM``: SQLite gives text, PostgreSQL a timestamp."""
+    return value[:7] if isinstance(value, str) else f"{value:%Y-%m}"
 
 
 # --- the reports' shape ------------------------------------------------------------------------
@@ -211,18 +218,19 @@ def month_label(month: str) -> str:
 
 
 def _financed(practice_id: str, rng: DateRange) -> list[ColumnElement[bool]]:
-    """Purchases of the practice in the range that were never voided."""
-    voided = select(Transaction.related_id).where(
-        Transaction.practice_id == practice_id,
-        Transaction.kind == "void",
-        Transaction.related_id.is_not(None),
-    )
+    """Purchases of the practice in the range that were never voided (an anti-join, which
+    PostgreSQL can run in parallel, unlike ``NOT IN``)."""
+    void = aliased(Transaction)
     return [
         Transaction.practice_id == practice_id,
         Transaction.kind == "charge",
         Transaction.occurred_at >= rng.start,
         Transaction.occurred_at < rng.end,
-        Transaction.transaction_id.not_in(voided),
+        ~exists().where(
+            void.related_id == Transaction.transaction_id,
+            void.kind == "void",
+            void.practice_id == practice_id,
+        ),
     ]
 
 
@@ -233,7 +241,7 @@ def _volume_by_month(session: Session, practice_id: str, rng: DateRange) -> dict
         .where(*_financed(practice_id, rng))
         .group_by(literal_column("month"))
     ).all()
-    return {str(m): (int(n), int(cents)) for m, n, cents in rows}
+    return {month_key(m): (int(n), int(cents)) for m, n, cents in rows}
 
 
 def financed_volume(session: Session, practice_id: str, rng: DateRange) -> Report:
@@ -344,7 +352,7 @@ def applications(session: Session, practice_id: str, rng: DateRange) -> Report:
         return func.coalesce(func.sum(case((Application.status == status, 1), else_=0)), 0)
 
     found = {
-        str(m): (int(n), int(a), int(d), int(p))
+        month_key(m): (int(n), int(a), int(d), int(p))
         for m, n, a, d, p in session.execute(
             select(month, func.count(), count("approved"), count("declined"), count("pending_review"))
             .where(
@@ -378,7 +386,7 @@ def applications(session: Session, practice_id: str, rng: DateRange) -> Report:
 def refunds(session: Session, practice_id: str, rng: DateRange) -> Report:
     month = month_of(Transaction.occurred_at).label("month")
     found = {
-        str(m): (int(n), int(c))
+        month_key(m): (int(n), int(c))
         for m, n, c in session.execute(
             select(month, func.count(), func.coalesce(func.sum(Transaction.amount_cents), 0))
             .where(
@@ -408,7 +416,7 @@ def refunds(session: Session, practice_id: str, rng: DateRange) -> Report:
 def funding(session: Session, practice_id: str, rng: DateRange) -> Report:
     month = month_of(Deposit.business_date).label("month")
     found = {
-        str(m): tuple(int(v) for v in values)
+        month_key(m): tuple(int(v) for v in values)
         for m, *values in session.execute(
             select(
                 month,
