@@ -45,7 +45,8 @@ def _open(title: str, desc: str, width: int, height: int) -> tuple[list[str], st
     uid = f"chart{next(_ids)}"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        # No width/height: with a viewBox the chart scales to its container's width.
+        f'viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMid meet" '
         f'aria-labelledby="{uid}-title {uid}-desc">',
         f'<title id="{uid}-title">{escape(title)}</title>',
         f'<desc id="{uid}-desc">{escape(desc)}</desc>',
