@@ -49,6 +49,12 @@ class Settings:
     lookup_window_s: int = 600
     # Where supplies orders are emailed for fulfilment (issue 8).
     fulfilment_email: str = "fulfilment@providercenter.example"
+    # Support (issue 8): the inbox tickets are emailed to, the contact details shown, and the
+    # platform practice whose users are support agents (they see and answer every ticket).
+    support_email: str = "support@providercenter.example"
+    support_phone: str = "1-800-555-0199"
+    support_hours: str = "Monday to Friday, 8 am to 8 pm Eastern"
+    support_practice_id: str = "provider-center-support"
 
     @classmethod
     def from_env(cls, env: Env) -> Settings:
@@ -74,6 +80,12 @@ class Settings:
             fulfilment_email=config.get_str(
                 env, "PORTAL_FULFILMENT_EMAIL", "fulfilment@providercenter.example"
             ),
+            support_email=config.get_str(env, "PORTAL_SUPPORT_EMAIL", "support@providercenter.example"),
+            support_phone=config.get_str(env, "PORTAL_SUPPORT_PHONE", "1-800-555-0199"),
+            support_hours=config.get_str(
+                env, "PORTAL_SUPPORT_HOURS", "Monday to Friday, 8 am to 8 pm Eastern"
+            ),
+            support_practice_id=config.get_str(env, "PORTAL_SUPPORT_PRACTICE_ID", "provider-center-support"),
         )
         if settings.session_idle_s > settings.session_max_s:
             raise ConfigError("PORTAL_SESSION_IDLE_S must not exceed PORTAL_SESSION_MAX_S")

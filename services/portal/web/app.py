@@ -49,6 +49,7 @@ from services.portal.web import (
     staff_views,
     status_views,
     supplies_views,
+    support_views,
 )
 from services.portal.web.actors import page_actor
 from services.portal.web.context import EXTENSION, Portal, current_session
@@ -212,6 +213,7 @@ def create_app(
         status_views.bp,
         supplies_views.bp,
         reports_views.bp,
+        support_views.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -41,6 +41,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "apidoc.openapi",
         "status.index",
         "status.as_json",
+        "support.contact",
     }
 )
 # Blueprints that authenticate each request themselves (the API: bearer tokens, never cookies).
@@ -272,6 +273,7 @@ def callback() -> Response:
         "sid": info.sid,
         "ref": ref,
         "name": str(userinfo.get("name") or userinfo.get("preferred_username") or ""),
+        "email": str(userinfo.get("email") or "")[:254],  # support confirmations (issue 8)
         "at": int(p.clock()),
     }
     log.info("signed in", extra={"sub": info.sub, "practice_id": info.practice_id})

@@ -1,5 +1,8 @@
 from services.common.migrations_env import run
-from services.portal.store import supplies_models  # noqa: F401 - its tables join Base.metadata
+from services.portal.store import (  # noqa: F401 - their tables join Base.metadata
+    supplies_models,
+    support_models,
+)
 from services.portal.store.models import Base
 
 run(Base.metadata)
