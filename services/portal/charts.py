@@ -98,7 +98,7 @@ def column_chart(
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="{AXIS}" />')
     n = max(1, len(values))
     slot = plot_w / n
-    every = max(1, -(-n // 12))  # at most 12 x labels
+    every = max(1, -(-n // 6))  # at most 6 x labels, so "Dec 2025" never runs into the next
     points: list[str] = []
     dots: list[str] = []
     for index, (label, value) in enumerate(zip(labels, values, strict=True)):
