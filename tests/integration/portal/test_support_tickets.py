@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from services.common.db import make_engine, session_factory
 from services.common.notify_client import NotifyClient, NotifyUnavailable, SendResult
+from services.portal.errors import NotFound
 from services.portal.store.models import AuditEntry
 from services.portal.support import Support
 from services.portal.web.support_views import EXTENSION
@@ -269,3 +270,34 @@ def test_ticket_kept_while_notify_is_down_then_sent(wired: Wired, notify: RealNo
     assert keys == [f"{ticket_id}-confirmation", f"{ticket_id}-request"]
     desk.get("/support")  # a later visit sends nothing again
     assert len(notify.messages()) == 2
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str, dict]] = []
+
+    def send(self, key: str, template: str, to: str, params: dict) -> SendResult:
+        self.sent.append((key, template, to, dict(params)))
+        return SendResult(message_id=key, duplicate=False)
+
+
+def test_without_an_email_from_sign_in_only_the_support_inbox_is_emailed(wired: Wired) -> None:
+    from services.portal.permissions import Actor
+
+    recording = Recording()
+    ctx = wired.ctx
+    service = Support(ctx.db, ctx.clock, recording, SUPPORT_INBOX, "support-practice")  # type: ignore[arg-type]
+    actor = Actor(sub="u-1", practice_id="p-no-email", roles=("front_desk",), name="Dee Desk")
+    form = {"subject": "Printer jam", "category": "technical", "message": "Help"}
+    ticket = service.create(actor, form, contact_email="")
+    assert ticket.notified and ticket.notify_error == ""
+    assert [(k, t, to) for k, t, to, _ in recording.sent] == [
+        (f"{ticket.ticket_id}-request", "support_request", SUPPORT_INBOX)
+    ]
+    assert "from_email" not in recording.sent[0][3] and recording.sent[0][3]["from_name"] == "Dee Desk"
+    # Another practice's actor cannot read it through the service either.
+    other = Actor(sub="u-2", practice_id="p-other", roles=("admin",), name="Oz")
+    with pytest.raises(NotFound):
+        service.thread(other, ticket.ticket_id)
+    with pytest.raises(NotFound):
+        service.messages_after(other, ticket.ticket_id, 0)
