@@ -24,7 +24,10 @@ from services.common.grpc_util import check_health
 from services.common.redis_conn import redis_url
 
 STOP_GRACE_S = 15.0
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 120.0
+# On one machine running everything, two web workers per service are plenty; the
+# production default (2 × CPUs + 1 each) would start ten workers on a laptop.
+LOCAL_WEB_WORKERS = "2"
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ def run_all(env: Env, *, seed: bool = True) -> int:
     child_env = dict(env)
     var = var_dir(env)
     child_env["PC_VAR_DIR"] = str(var)
+    child_env.setdefault("AUTH_WEB_WORKERS", LOCAL_WEB_WORKERS)
+    child_env.setdefault("PORTAL_WEB_WORKERS", LOCAL_WEB_WORKERS)
     began = time.monotonic()
     embedded_pid = None
     if not get(env, "REDIS_URL"):
