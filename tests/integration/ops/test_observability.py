@@ -160,7 +160,7 @@ def _signin_page(browser: requests.Session, portal_url: str) -> requests.Respons
     return page
 
 
-def test_one_request_id_and_trace_followed_through_portal_auth_and_notify(ops: Stack) -> None:
+def test_ids_follow_a_page_view_to_auth_grpc_and_a_lockout_to_notify_with_their_metrics(ops: Stack) -> None:
     # --- browser -> portal -> auth (gRPC metadata) ---------------------------------------
     user = add_staff(ops)
     browser = requests.Session()
@@ -258,6 +258,62 @@ def test_one_request_id_and_trace_followed_through_portal_auth_and_notify(ops: S
         ("auth-relay", relayed),
         ("notify-server", send_line),
         ("notify-server", accepted),
+    ):
+        print(f"  {process}: {line}")
+
+
+def test_one_browser_request_is_followed_from_portal_through_auth_to_notify(ops: Stack) -> None:
+    """A practice administrator invites a colleague: one POST to the portal, which asks
+    auth's UserAdminService (gRPC), whose outbox row the relay hands to notify, which
+    delivers the invitation. The request id and the trace of that POST are on every hop."""
+    admin = add_staff(ops, roles=["admin"])
+    browser = requests.Session()
+    sign_in_through_portal(browser, ops.portal_url, admin)
+    form = browser.get(ops.portal_url + "/staff/invite", timeout=10)
+    assert form.status_code == 200
+    new_id = random_id("inv.")
+    request_id = random_id("rid-invite-")
+    trace_id, traceparent = new_traceparent()
+    invited = browser.post(
+        ops.portal_url + "/staff/invite",
+        data={
+            "csrf_token": _form(form.text)["csrf_token"],
+            "user_id": new_id,
+            "name": "Ines Invited",
+            "email": f"{new_id}@example.test",
+            "roles": "front_desk",
+        },
+        headers={"X-Request-Id": request_id, "traceparent": traceparent},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert invited.status_code == 302 and invited.headers["X-Request-Id"] == request_id
+
+    (portal_line,) = lines(ops, "portal-web", msg="request", request_id=request_id)
+    assert portal_line["route"] == "/staff/invite" and portal_line["trace_id"] == trace_id
+    (grpc_line,) = lines(ops, "auth-grpc", msg="grpc call", request_id=request_id, grpc_method="InviteUser")
+    assert grpc_line["trace_id"] == trace_id and grpc_line["grpc_code"] == "OK"
+    (relayed,) = wait_for(
+        lambda: lines(ops, "auth-relay", msg="outbox message relayed", request_id=request_id),
+        what="the relay's line for the invitation",
+    )
+    assert relayed["trace_id"] == trace_id and relayed["template"] == "invitation"
+    (send_line,) = lines(ops, "notify-server", msg="grpc call", request_id=request_id, grpc_method="Send")
+    (accepted,) = lines(ops, "notify-server", msg="message accepted", request_id=request_id)
+    assert send_line["trace_id"] == accepted["trace_id"] == trace_id
+    assert accepted["message_id"] == relayed["message_id"]
+    (delivered,) = wait_for(
+        lambda: lines(ops, "notify-worker", msg="message delivered", message_id=accepted["message_id"]),
+        what="the invitation's delivery",
+    )
+    print("\none request, every hop:")
+    for process, line in (
+        ("portal-web", portal_line),
+        ("auth-grpc", grpc_line),
+        ("auth-relay", relayed),
+        ("notify-server", send_line),
+        ("notify-server", accepted),
+        ("notify-worker", delivered),
     ):
         print(f"  {process}: {line}")
 
