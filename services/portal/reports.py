@@ -8,7 +8,10 @@ months. The default range is the last 12 calendar months, this month included.
 
 Every figure is an aggregate computed by the database (``GROUP BY``), always for the
 actor's practice only; Python only formats the few grouped rows and fills months
-with nothing in them.
+with nothing in them. The ledger reports read the daily roll-up ``report_days``
+(:mod:`services.portal.store.report_models`, kept by a trigger on ``transactions`` in
+the same transaction as each ledger row), so a year is a few thousand rows however
+many purchases it holds; applications and deposits are read directly.
 
 Definitions:
 
@@ -42,9 +45,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import Date, String, case, exists, func, literal_column, select
+from sqlalchemy import Date, String, case, func, literal_column, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from services.common.db import transaction
@@ -52,7 +55,8 @@ from services.portal import ledger, plans
 from services.portal.errors import NotFound, ValidationError
 from services.portal.permissions import Actor, Permission
 from services.portal.service_layer.unit import Deps, guard
-from services.portal.store.models import Application, Deposit, Location, Transaction
+from services.portal.store.models import Application, Deposit, Location
+from services.portal.store.report_models import ReportDay
 
 TIME_ZONE = "UTC"
 DEFAULT_MONTHS = 12
@@ -217,28 +221,25 @@ def month_label(month: str) -> str:
 # --- the aggregate queries ---------------------------------------------------------------------
 
 
-def _financed(practice_id: str, rng: DateRange) -> list[ColumnElement[bool]]:
-    """Purchases of the practice in the range that were never voided (an anti-join, which
-    PostgreSQL can run in parallel, unlike ``NOT IN``)."""
-    void = aliased(Transaction)
+def _days(practice_id: str, kind: str, rng: DateRange) -> list[ColumnElement[bool]]:
+    """The practice's roll-up buckets of ``kind`` for the range's days (see ``report_days``)."""
     return [
-        Transaction.practice_id == practice_id,
-        Transaction.kind == "charge",
-        Transaction.occurred_at >= rng.start,
-        Transaction.occurred_at < rng.end,
-        ~exists().where(
-            void.related_id == Transaction.transaction_id,
-            void.kind == "void",
-            void.practice_id == practice_id,
-        ),
+        ReportDay.practice_id == practice_id,
+        ReportDay.kind == kind,
+        ReportDay.day >= rng.first,
+        ReportDay.day <= rng.last,
     ]
 
 
 def _volume_by_month(session: Session, practice_id: str, rng: DateRange) -> dict[str, tuple[int, int]]:
-    month = month_of(Transaction.occurred_at).label("month")
+    return _by_month(session, practice_id, "charge", rng)
+
+
+def _by_month(session: Session, practice_id: str, kind: str, rng: DateRange) -> dict[str, tuple[int, int]]:
+    month = month_of(ReportDay.day).label("month")
     rows = session.execute(
-        select(month, func.count(), func.coalesce(func.sum(Transaction.amount_cents), 0))
-        .where(*_financed(practice_id, rng))
+        select(month, func.sum(ReportDay.items), func.sum(ReportDay.cents))
+        .where(*_days(practice_id, kind, rng))
         .group_by(literal_column("month"))
     ).all()
     return {month_key(m): (int(n), int(cents)) for m, n, cents in rows}
@@ -287,16 +288,18 @@ def average_ticket(session: Session, practice_id: str, rng: DateRange) -> Report
 
 def volume_by_location(session: Session, practice_id: str, rng: DateRange) -> Report:
     name = func.coalesce(Location.name, "No location")
+    cents = func.sum(ReportDay.cents)
     found = session.execute(
-        select(name, func.count(), func.coalesce(func.sum(Transaction.amount_cents), 0))
-        .select_from(Transaction)
+        select(name, func.sum(ReportDay.items), cents)
+        .select_from(ReportDay)
         .outerjoin(
             Location,
-            (Location.location_id == Transaction.location_id) & (Location.practice_id == practice_id),
+            (Location.location_id == ReportDay.location_id) & (Location.practice_id == practice_id),
         )
-        .where(*_financed(practice_id, rng))
-        .group_by(Transaction.location_id, Location.name)
-        .order_by(func.sum(Transaction.amount_cents).desc(), name)
+        .where(*_days(practice_id, "charge", rng))
+        .group_by(ReportDay.location_id, Location.name)
+        .having(func.sum(ReportDay.items) > 0)
+        .order_by(cents.desc(), name)
     ).all()
     total_n = sum(int(n) for _, n, _c in found)
     total_cents = sum(int(c) for _, _n, c in found)
@@ -318,11 +321,13 @@ def volume_by_location(session: Session, practice_id: str, rng: DateRange) -> Re
 
 
 def plan_mix(session: Session, practice_id: str, rng: DateRange) -> Report:
+    cents = func.sum(ReportDay.cents)
     found = session.execute(
-        select(Transaction.plan_code, func.count(), func.coalesce(func.sum(Transaction.amount_cents), 0))
-        .where(*_financed(practice_id, rng))
-        .group_by(Transaction.plan_code)
-        .order_by(func.sum(Transaction.amount_cents).desc(), Transaction.plan_code)
+        select(ReportDay.plan_code, func.sum(ReportDay.items), cents)
+        .where(*_days(practice_id, "charge", rng))
+        .group_by(ReportDay.plan_code)
+        .having(func.sum(ReportDay.items) > 0)
+        .order_by(cents.desc(), ReportDay.plan_code)
     ).all()
     total_n = sum(int(n) for _, n, _c in found)
     total_cents = sum(int(c) for _, _n, c in found)
@@ -384,20 +389,7 @@ def applications(session: Session, practice_id: str, rng: DateRange) -> Report:
 
 
 def refunds(session: Session, practice_id: str, rng: DateRange) -> Report:
-    month = month_of(Transaction.occurred_at).label("month")
-    found = {
-        month_key(m): (int(n), int(c))
-        for m, n, c in session.execute(
-            select(month, func.count(), func.coalesce(func.sum(Transaction.amount_cents), 0))
-            .where(
-                Transaction.practice_id == practice_id,
-                Transaction.kind == "refund",
-                Transaction.occurred_at >= rng.start,
-                Transaction.occurred_at < rng.end,
-            )
-            .group_by(literal_column("month"))
-        ).all()
-    }
+    found = _by_month(session, practice_id, "refund", rng)
     rows = tuple((month_label(m), *found.get(m, (0, 0))) for m in rng.months())
     return Report(
         "refunds",
