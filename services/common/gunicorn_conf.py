@@ -97,12 +97,16 @@ def _prepare_metrics_dir() -> tuple[Path, bool]:
 
 _metrics_dir, _metrics_dir_owned = _prepare_metrics_dir()
 
+# Imported here, in the master at start (after the multiprocess directory is set, which
+# prometheus_client reads at import), never inside child_exit: that hook runs from the
+# SIGCHLD handler, and a second signal arriving mid-import left a half-initialised module
+# (ImportError at shutdown, seen under load in CI).
+from prometheus_client import multiprocess as _prometheus_multiprocess  # noqa: E402
+
 
 def child_exit(_server: Any, worker: Any) -> None:
     """A worker is gone: its live gauges (requests in flight) stop counting; its counters stay."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
+    _prometheus_multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(_server: Any) -> None:
