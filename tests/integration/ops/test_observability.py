@@ -8,8 +8,10 @@ The tests run in file order; the last one scans every log the others produced.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -76,7 +78,6 @@ def test_n_requests_move_the_request_counter_by_exactly_n_on_any_scrape_with_two
     before = scrape(base + "/metrics")
     marker = random_id("count-")
     answered: Counter[tuple[str, str]] = Counter()  # (route, status) as the client saw them
-    served_by: set[int] = set()
 
     def one(index: int) -> tuple[str, str]:
         path = "/" if index % 2 else "/healthz"
@@ -85,26 +86,35 @@ def test_n_requests_move_the_request_counter_by_exactly_n_on_any_scrape_with_two
         )
         return path, str(response.status_code)
 
-    # Fresh connections from several threads, round after round, until both workers have
-    # served some (the kernel decides which worker accepts; 20 rounds bound the loop).
-    for round_ in range(20):
+    def burst(first_index: int) -> set[int]:
         with ThreadPoolExecutor(8) as pool:
-            answered.update(pool.map(one, range(round_ * 16, round_ * 16 + 16)))
-        served_by = {
+            answered.update(pool.map(one, range(first_index, first_index + 16)))
+        return {
             line["pid"]
             for line in json_lines(ops.log("portal-web"))
             if str(line.get("request_id", "")).startswith(marker) and line.get("msg") == "request"
         }
-        if len(served_by) >= 2:
-            break
-    assert len(served_by) >= 2, "one worker served every request"
-    n = sum(answered.values())
 
     def moved(samples: dict, route: str | None = None, status: str | None = None) -> float:
         def where(labels: dict[str, str]) -> bool:
             return (route is None or labels["route"] == route) and (status is None or labels["status"] == status)
 
         return total(samples, "http_requests_total", where) - total(before, "http_requests_total", where)
+
+    # Which worker accepts a connection is the kernel's choice, and one worker may take
+    # them all. So: a burst, then the worker that served it is paused (SIGSTOP: it cannot
+    # accept) for a second burst, which the other worker must serve.
+    first = burst(0)
+    paused = min(first)
+    os.kill(paused, signal.SIGSTOP)
+    try:
+        served_by = burst(16)
+        # The worker still running counts the paused one's requests too.
+        assert moved(scrape(base + "/metrics")) == sum(answered.values())
+    finally:
+        os.kill(paused, signal.SIGCONT)
+    assert len(served_by) >= 2, served_by
+    n = sum(answered.values())
 
     def timed(samples: dict) -> float:
         return total(samples, "http_request_duration_seconds_count")
