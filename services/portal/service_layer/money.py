@@ -223,25 +223,31 @@ class MoneyService:
 
     # --- charges, holds, voids, refunds ---------------------------------------------------------
 
+    def _charge_request(
+        self, session: Session, actor: Actor, values: dict[str, Any], *, hold_id: str | None = None
+    ) -> charges.ChargeRequest:
+        """A charge or a hold as the rules take it, once the account and location are known to
+        be the practice's own (a foreign id answers like an unknown one)."""
+        self._visible_account(session, actor, values["account_id"])
+        self._location(session, actor, values["location_id"])
+        return charges.ChargeRequest(
+            values["account_id"],
+            values["location_id"],
+            values["plan_code"],
+            values["amount_cents"],
+            values["description"],
+            values["treatment_date"],
+            hold_id,
+        )
+
     def charge(self, actor: Actor, data: Any, key: Any, *, text: bool = False) -> MoneyResult:
         guard(self.deps, actor, Permission.PURCHASE, "charge.create", "transaction")
         values = parse(inputs.CHARGE, data, text=text)
 
         def work(session: Session, now: datetime) -> str:
-            self._visible_account(session, actor, values["account_id"])
-            self._location(session, actor, values["location_id"])
-            request = charges.ChargeRequest(
-                values["account_id"],
-                values["location_id"],
-                values["plan_code"],
-                values["amount_cents"],
-                values["description"],
-                values["treatment_date"],
-                values["hold_id"],
-            )
             charge_id = charges.charge(
                 session,
-                request,
+                self._charge_request(session, actor, values, hold_id=values["hold_id"]),
                 practice_id=actor.practice_id,
                 offered=offered_codes(session, actor.practice_id),
                 now=now,
@@ -267,19 +273,9 @@ class MoneyService:
         values = parse(inputs.AUTHORIZATION, data, text=text)
 
         def work(session: Session, now: datetime) -> str:
-            self._visible_account(session, actor, values["account_id"])
-            self._location(session, actor, values["location_id"])
-            request = charges.ChargeRequest(
-                values["account_id"],
-                values["location_id"],
-                values["plan_code"],
-                values["amount_cents"],
-                values["description"],
-                values["treatment_date"],
-            )
             hold = charges.authorize(
                 session,
-                request,
+                self._charge_request(session, actor, values),
                 practice_id=actor.practice_id,
                 offered=offered_codes(session, actor.practice_id),
                 now=now,
