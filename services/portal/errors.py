@@ -18,11 +18,18 @@ class NotFound(PortalError):
 
 
 class Forbidden(PortalError):
-    """The signed-in role lacks the permission the action needs."""
+    """The signed-in role lacks the permission the action needs, or the token the scope.
+
+    An OAuth scope (``payments:post``; permission names never have a colon) is no role's
+    to grant: the message says which scope the access token lacks (RFC 6750 §3.1).
+    """
 
     def __init__(self, permission: str) -> None:
+        self.scope = permission if ":" in permission else ""
         if permission == "any_role":
             message = "You need a role in a practice to use the portal."
+        elif self.scope:
+            message = f"The access token does not carry the {self.scope} scope."
         else:
             message = f"Your role does not include the {permission.replace('_', ' ')} permission."
         super().__init__(message)

@@ -45,7 +45,12 @@ def not_found(exc: NotFound) -> Response:
 
 def forbidden(exc: Forbidden) -> Response:
     if is_api():
-        return _json(403, error="forbidden", message=str(exc), permission=exc.permission)
+        response = _json(403, error="forbidden", message=str(exc), permission=exc.permission)
+        if exc.scope:  # RFC 6750 §3.1: the token lacks a scope (not the user a role)
+            response.headers["WWW-Authenticate"] = (
+                f'Bearer error="insufficient_scope", error_description="{exc}", scope="{exc.scope}"'
+            )
+        return response
     return pages.message(
         403,
         "Not allowed",
