@@ -3,15 +3,15 @@
     BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python -m bench.reports
 
-Creates a new database on that server, migrates it, generates one large practice's
-year-and-a-bit of activity *inside* PostgreSQL (``INSERT … SELECT generate_series``:
-``BENCH_TRANSACTIONS`` ledger rows, default 1,000,000 — charges, refunds, voids,
-payments — over 4 locations and every plan, plus applications and daily deposits),
-then times each report as the page runs it (``ReportService.run``: the permission
-check, the ``GROUP BY`` queries and the audit entry) over the default range, the
-last 12 months. ``BENCH_REPORT_RUNS`` timed runs per report after 3 warm-up runs;
-nearest-rank p50/p95 — once as migrated, once more with :data:`PROPOSED_INDEX`.
-Prints a table and writes ``var/bench/reports.json``; drops the database at the end.
+Creates a new database on that server, migrates it, generates the benchmarks' data set inside
+PostgreSQL (:mod:`bench.dataset`, shared with ``bench.portal``: ``BENCH_TRANSACTIONS`` ledger
+rows, default 1,000,000, inserted with the roll-up trigger disabled, then ``report_days``
+back-filled with migration 0006's own SQL), then times each report as the page runs it
+(``ReportService.run``: the permission check, the queries and the audit entry) over the default
+range, the last 12 months, for the large practice. ``BENCH_REPORT_RUNS`` timed runs per report
+after 3 warm-up runs; nearest-rank p50/p95 — once as migrated, once more with
+:data:`PROPOSED_INDEX`. Prints a table and writes ``var/bench/reports.json`` (with the 1-minute
+load average before and after); drops the database at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.dataset import NOW, PRACTICE, generate
 from services import migrate
 from services.common import db
 from services.portal import reports
@@ -41,78 +42,11 @@ PROPOSED_INDEX = (
     "INCLUDE (amount_cents, location_id, plan_code, related_id)"
 )
 GOAL_MS = 200.0
-NOW = datetime(2027, 1, 15, 12, tzinfo=UTC)
-PRACTICE = "bench-large-practice"
 
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw else default
-
-
-def generate(engine: sa.Engine, transactions: int) -> None:
-    """Everything in SQL on the server. Row i's time is spread over the 400 days before NOW
-    (104729 is prime, so consecutive rows scatter)."""
-    accounts = max(1, transactions // 10)
-    statements = [
-        ("INSERT INTO practices (practice_id, name, created_at, refund_step_up_cents) "
-         "VALUES (:p, 'Bench Dental Group', now(), 50000), ('bench-other', 'Other Dental', now(), 50000)"),
-        ("INSERT INTO locations (location_id, practice_id, name, street, city, state, zip, phone, "
-         "created_at) "
-         "SELECT 'loc_bench' || i, CASE WHEN i <= 4 THEN :p ELSE 'bench-other' END, 'Office ' || i, "
-         "'1 Main St', 'Portland', 'OR', '97214', '(503) 555-0100', now() FROM generate_series(1, 5) i"),
-        ("INSERT INTO cardholders (cardholder_id, first_name, last_name, date_of_birth, street, city, state, "
-         "zip, email, phone, created_at) SELECT 'ch_' || i, 'Pat', 'Doe' || i, DATE '1980-01-01', '1 Oak', "
-         "'Portland', 'OR', '97214', 'p@example.test', '(503) 555-0101', now() "
-         "FROM generate_series(1, :accounts) i"),
-        ("INSERT INTO accounts (account_id, number, cardholder_id, status, credit_limit_cents, "
-         "balance_cents, apr, opened_at, opened_by_practice_id, accrued_interest) SELECT 'acc_' || i, "
-         "'6' || lpad(i::text, 15, '0'), 'ch_' || i, 'active', 2500000, 0, 26.99, now(), :p, 0 "
-         "FROM generate_series(1, :accounts) i"),
-        # Ledger rows: ~88% charges, 7% refunds, 1% voids, 4% payments; 400 days back from NOW;
-        # 5% belong to another practice (tenancy: never counted).
-        ("INSERT INTO transactions (transaction_id, account_id, practice_id, location_id, kind, "
-         "amount_cents, plan_code, description, occurred_at, created_at, related_id, disclosure, created_by) "
-         "SELECT 'txn_' || i, 'acc_' || (1 + i % :accounts), "
-         "CASE WHEN i % 20 = 0 THEN 'bench-other' ELSE :p END, "
-         "CASE WHEN i % 20 = 0 THEN 'loc_bench5' ELSE 'loc_bench' || (1 + i % 4) END, "
-         "CASE WHEN i % 100 < 88 THEN 'charge' WHEN i % 100 < 95 THEN 'refund' "
-         "     WHEN i % 100 < 96 THEN 'void' ELSE 'payment' END, "
-         "20000 + (i * 7919) % 480000, "
-         "(ARRAY['DI6','DI12','DI18','DI24','RA24','RA36','RA48','RA60','STD'])[1 + i % 9], "
-         "'Treatment', ts, ts, "
-         "CASE WHEN i % 100 BETWEEN 88 AND 95 THEN 'txn_' || (i - 90) END, '', 'bench' "
-         "FROM (SELECT i, CAST(:now AS timestamptz) "
-         "      - ((i * 104729) % (400 * 86400)) * interval '1 second' AS ts "
-         "      FROM generate_series(1::bigint, :transactions) i) g"),
-        ("INSERT INTO applications (application_id, practice_id, location_id, first_name, last_name, "
-         "date_of_birth, street, city, state, zip, email, phone, annual_income_cents, monthly_housing_cents, "
-         "requested_cents, consent, consent_text, consent_at, status, credit_limit_cents, reasons, "
-         "review_notes, "
-         "submitted_by, submitted_by_name, submitted_at) "
-         "SELECT 'app_' || i, :p, 'loc_bench' || (1 + i % 4), 'Pat', 'Doe', DATE '1980-01-01', '1 Oak', "
-         "'Portland', 'OR', '97214', 'p@example.test', '(503) 555-0101', 6000000, 120000, 300000, true, "
-         "'yes', "
-         "ts, (ARRAY['approved','approved','approved','declined','pending_review'])[1 + i % 5], 0, '', '', "
-         "'bench', 'Bench', ts "
-         "FROM (SELECT i, CAST(:now AS timestamptz) "
-         "      - ((i * 104729) % (400 * 86400)) * interval '1 second' AS ts "
-         "      FROM generate_series(1::bigint, :applications) i) g"),
-        ("INSERT INTO deposits (deposit_id, practice_id, business_date, charges_cents, refunds_cents, "
-         "fees_cents, net_cents, items, created_at) SELECT 'dep_' || d, :p, CAST(:now AS date) - d, "
-         "10000000, 500000, 800000, 8700000, 2500, now() FROM generate_series(1, 400) d"),
-        "ANALYZE",
-    ]
-    params = {
-        "p": PRACTICE,
-        "accounts": accounts,
-        "transactions": transactions,
-        "applications": max(1, transactions // 20),
-        "now": NOW,
-    }
-    with engine.begin() as conn:
-        for sql in statements:
-            conn.execute(sa.text(sql), {k: v for k, v in params.items() if f":{k}" in sql})
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -143,8 +77,12 @@ def measure(engine: sa.Engine, runs: int) -> list[dict[str, object]]:
                 "goal_met": p95 < GOAL_MS,
             }
         )
-        print(f"  {spec.slug:<22} p50 {rows[-1]['p50_ms']:>7} ms   p95 {rows[-1]['p95_ms']:>7} ms   "
-              f"{'met' if p95 < GOAL_MS else 'NOT met'}", file=sys.stderr, flush=True)
+        print(
+            f"  {spec.slug:<22} p50 {rows[-1]['p50_ms']:>7} ms   p95 {rows[-1]['p95_ms']:>7} ms   "
+            f"{'met' if p95 < GOAL_MS else 'NOT met'}",
+            file=sys.stderr,
+            flush=True,
+        )
     return rows
 
 
@@ -164,9 +102,10 @@ def main() -> int:
     try:
         migrate.upgrade("portal", {"PORTAL_DATABASE_URL": url})
         started = time.monotonic()
-        generate(engine, transactions)
-        print(f"  generated {transactions:,} transactions in {time.monotonic() - started:.1f} s",
-              file=sys.stderr, flush=True)
+        steps = generate(engine, transactions, say=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+        generated_s = round(time.monotonic() - started, 1)
+        print(f"  generated {transactions:,} transactions in {generated_s} s", file=sys.stderr, flush=True)
+        load_before = os.getloadavg()
         with engine.connect() as conn:
             version = conn.exec_driver_sql("SHOW server_version").scalar()
             counted = conn.exec_driver_sql("SELECT count(*) FROM transactions").scalar()
@@ -180,6 +119,11 @@ def main() -> int:
         indexed = measure(engine, runs)
         result = {
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(),
+            "load_average_before": [round(v, 2) for v in load_before],
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+            "generated_s": generated_s,
+            "generation_steps_s": steps,
             "postgresql": version,
             "transactions": counted,
             "range": "default: the last 12 months",
