@@ -160,6 +160,8 @@ class Transaction(Base):
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="ck_transactions_amount_positive"),
         Index("ix_transactions_account_occurred", "account_id", "occurred_at"),
+        # The practice's transactions list, newest first (migration 0007).
+        Index("ix_transactions_practice_occurred", "practice_id", "occurred_at"),
     )
 
     transaction_id: Mapped[str] = mapped_column(ID, primary_key=True)
