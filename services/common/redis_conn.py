@@ -19,15 +19,33 @@ from services.common.config import Env, get, get_str, var_dir
 SOCKET_TIMEOUT_S = 1.0
 
 
+# Embedded servers' URLs this process has named, and their directories: connect() starts
+# one on first use, so reading the configuration (settings, `config check`) starts nothing.
+_EMBEDDED: dict[str, Path] = {}
+
+
 def redis_url(env: Env) -> str:
-    """``REDIS_URL``, or the embedded server's socket (started if it is not running)."""
+    """``REDIS_URL``, or the embedded server's socket under the var directory."""
     url = get(env, "REDIS_URL")
     if url:
         return url
-    return ensure_embedded(var_dir(env))
+    directory = var_dir(env)
+    url = embedded_url(directory)
+    _EMBEDDED[url] = directory
+    return url
+
+
+def embedded_url(directory: Path) -> str:
+    return f"unix://{directory / 'redis.sock'}"
 
 
 def connect(url: str) -> redis.Redis:
+    if url in _EMBEDDED:
+        ensure_embedded(_EMBEDDED[url])
+    return _client(url)
+
+
+def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(
         url,
         socket_timeout=SOCKET_TIMEOUT_S,
@@ -82,7 +100,7 @@ def start_server(directory: Path, *, port: int = 0, socket: Path | None = None) 
 
 def wait_ready(url: str, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
-    client = connect(url)
+    client = _client(url)
     while True:
         try:
             client.ping()
@@ -100,9 +118,9 @@ def ensure_embedded(directory: Path) -> str:
     to this checkout; it keeps nothing on disk, like a cache should.
     """
     socket = directory / "redis.sock"
-    url = f"unix://{socket}"
+    url = embedded_url(directory)
     try:
-        connect(url).ping()
+        _client(url).ping()
         return url
     except redis.RedisError:
         pass

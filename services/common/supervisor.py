@@ -21,7 +21,7 @@ import requests
 
 from services.common.config import Env, get, var_dir
 from services.common.grpc_util import check_health
-from services.common.redis_conn import redis_url
+from services.common.redis_conn import embedded_url, ensure_embedded
 
 STOP_GRACE_S = 15.0
 READY_TIMEOUT_S = 120.0
@@ -127,8 +127,8 @@ def run_all(env: Env, *, seed: bool = True) -> int:
     began = time.monotonic()
     embedded_pid = None
     if not get(env, "REDIS_URL"):
-        already_running = (var / "redis.sock").exists() and _answers(f"unix://{var / 'redis.sock'}")
-        child_env["REDIS_URL"] = redis_url(child_env)
+        already_running = (var / "redis.sock").exists() and _answers(embedded_url(var))
+        child_env["REDIS_URL"] = ensure_embedded(var)
         if not already_running:
             embedded_pid = int((var / "redis.pid").read_text())
         print(f"Redis: embedded server at {child_env['REDIS_URL']}")
