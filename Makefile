@@ -43,8 +43,22 @@ test: proto lint ## everything CI runs: unit, integration, end-to-end (browser)
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 .PHONY: bench
-bench: proto ## benchmarks against the peer OpenID Provider (not part of CI)
+bench: proto ## benchmarks (not part of CI): auth vs the peer; portal and reports too with BENCH_DATABASE_URL
 	$(PY) -m bench
+	@if [ -n "$$BENCH_DATABASE_URL" ]; then \
+		$(MAKE) --no-print-directory -k bench-portal bench-reports; \
+	else \
+		echo "bench-portal and bench-reports skipped: they need PostgreSQL, e.g."; \
+		echo "  BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres make bench"; \
+	fi
+
+.PHONY: bench-portal
+bench-portal: proto ## portal pages and charges over 1,000,000 transactions (BENCH_DATABASE_URL)
+	$(PY) -m bench.portal
+
+.PHONY: bench-reports
+bench-reports: proto ## reports over 1,000,000 transactions (BENCH_DATABASE_URL)
+	$(PY) -m bench.reports
 
 .PHONY: clean
 clean: ## remove local state (databases, mail, embedded Redis) and generated code

@@ -162,6 +162,11 @@ def sign_in(browser: Browser, authorize: str, user: tuple[str, str, str], redire
     /authorize → sign-in page → User ID + password → code page → TOTP code →
     /authorize again → redirect to the client with a code.
     """
+    return code_of(sign_in_redirect(browser, authorize, user, redirect_uri))
+
+
+def sign_in_redirect(browser: Browser, authorize: str, user: tuple[str, str, str], redirect_uri: str) -> str:
+    """:func:`sign_in`, returning the whole redirect back to the client (code and state)."""
     import pyotp
 
     user_id, password, secret = user
@@ -175,4 +180,4 @@ def sign_in(browser: Browser, authorize: str, user: tuple[str, str, str], redire
     reply = expect(browser.get(path_of(reply.location)), 302, "authorize after sign-in")
     if not reply.location.startswith(redirect_uri):
         raise BenchError(f"sign-in did not go back to the client: {reply.location[:200]}")
-    return code_of(reply.location)
+    return reply.location

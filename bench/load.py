@@ -9,6 +9,7 @@ time from the first caller's start to the last caller's end.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import queue
@@ -287,6 +288,12 @@ def _prepare(spec: CallerSpec, state: dict[str, Any]) -> Callable[[int], None]:
     if spec.kind == "signin":
         return _signin_step(connection, p)
 
+    if spec.kind == "get":
+        return _get_step(connection, p)
+
+    if spec.kind == "charge":
+        return _charge_step(connection, p, state)
+
     raise ValueError(f"unknown caller kind {spec.kind!r}")
 
 
@@ -296,6 +303,46 @@ def _signin_step(connection: Connection, p: dict[str, Any]) -> Callable[[int], N
 
     def step(i: int) -> None:
         sign_in(Browser(connection), p["authorize"][i], tuple(p["users"][i]), p["redirect_uri"])
+
+    return step
+
+
+def _get_step(connection: Connection, p: dict[str, Any]) -> Callable[[int], None]:
+    """GET ``paths[i % len(paths)]`` with fixed headers (a session cookie or a bearer token);
+    anything but 200 with ``marker`` in the body is an error (a redirect to sign in, say)."""
+    paths, headers, marker = p["paths"], p.get("headers", {}), p.get("marker", "").encode()
+
+    def step(i: int) -> None:
+        path = paths[i % len(paths)]
+        reply = expect(connection.request("GET", path, headers=headers), 200, path)
+        if marker and marker not in reply.body:
+            raise BenchError(f"{path}: no {marker!r} in the page: {reply.text[:200]!r}")
+
+    return step
+
+
+def _charge_step(connection: Connection, p: dict[str, Any], state: dict[str, Any]) -> Callable[[int], None]:
+    """POST one charge (JSON, ``bodies[i % len(bodies)]``) to ``accounts[i]`` with an
+    Idempotency-Key of its own. A refusal is counted in ``state`` (``failed``, the first few
+    answers in ``failures``), not raised, so the run goes on and reports every failure."""
+    headers = {**p.get("headers", {}), "Content-Type": "application/json"}
+    bodies = [json.dumps(body).encode() for body in p["bodies"]]
+    state.update(ok=0, failed=0, failures=[])
+
+    def step(i: int) -> None:
+        account = p["accounts"][i % len(p["accounts"])]
+        reply = connection.request(
+            "POST",
+            f"/api/v1/accounts/{account}/charges",
+            bodies[i % len(bodies)],
+            {**headers, "Idempotency-Key": f"{p['key_prefix']}-{i}"},
+        )
+        if reply.status == 201 and b'"authorization_code"' in reply.body:
+            state["ok"] += 1
+        else:
+            state["failed"] += 1
+            if len(state["failures"]) < 5:
+                state["failures"].append(f"HTTP {reply.status}: {reply.text[:160]}")
 
     return step
 

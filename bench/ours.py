@@ -60,8 +60,16 @@ class _Prehashed:
 
 
 class Ours:
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        portal_url: str = "http://127.0.0.1:9",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.workers = workers
+        # The portal auth registers as its first-party client (bench.portal runs a real one there).
+        self.portal_url = portal_url
+        self.extra_env = dict(extra_env or {})
         self.directory = Path(tempfile.mkdtemp(prefix="pc-bench-auth-"))
         self.env: dict[str, str] = {}
         self.processes: dict[str, subprocess.Popen] = {}
@@ -106,7 +114,7 @@ class Ours:
             "AUTH_SECRET_KEY": secrets.token_urlsafe(32),
             "AUTH_TOTP_KEY": secrets.token_urlsafe(32),
             "AUTH_CLIENT_SECRET_KEY": secrets.token_urlsafe(32),
-            "PORTAL_URL": "http://127.0.0.1:9",
+            "PORTAL_URL": self.portal_url,
             "PORTAL_CLIENT_SECRET": secrets.token_urlsafe(32),
             "NOTIFY_GRPC_ADDR": f"127.0.0.1:{free_port()}",
             # Throttles out of the benchmark's way (one client address, many attempts).
@@ -115,6 +123,7 @@ class Ours:
             "AUTH_RECOVERY_PER_ADDRESS": NO_LIMIT,
             "AUTH_RECOVERY_PER_ACCOUNT": NO_LIMIT,
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         self.env.pop("PC_ENV", None)
         migrate.upgrade("auth", self.env)
@@ -229,13 +238,15 @@ class Ours:
 
     # --- data, through services.auth ---------------------------------------------------------
 
-    def add_data(self, users: int) -> list[User]:
+    def add_data(
+        self, users: int, practice_id: str | None = None, roles: tuple[str, ...] = ("front_desk",)
+    ) -> list[User]:
         """A practice, a pool of enrolled users, a first-party web client and a service client."""
         from services.auth import clients, directory
         from services.common.db import transaction
 
         c = self.container
-        self.practice_id = f"bench-{secrets.token_hex(4)}"
+        self.practice_id = practice_id or f"bench-{secrets.token_hex(4)}"
         stored = c.passwords.hash(PASSWORD)
         pool: list[User] = []
         with transaction(c.db) as db:
@@ -254,7 +265,7 @@ class Ours:
                     name=f"Bench User {i}",
                     password=PASSWORD,
                     totp_secret=secret,
-                    roles=["front_desk"],
+                    roles=list(roles),
                 )
                 pool.append(User(row.id, user_id, email, PASSWORD, secret))
             self.client_id = f"bench-web-{secrets.token_hex(3)}"
