@@ -36,7 +36,8 @@ AUTH = {
 }
 NEEDS = {
     "migrate": {"AUTH_DATABASE_URL", "NOTIFY_DATABASE_URL", "PORTAL_DATABASE_URL"},
-    "notify-server": {"NOTIFY_DATABASE_URL"},
+    # notify's settings read (and check) NOTIFY_SMTP_URL in the server too.
+    "notify-server": {"NOTIFY_DATABASE_URL", "NOTIFY_SMTP_URL"},
     "notify-worker": {"NOTIFY_DATABASE_URL", "NOTIFY_SMTP_URL"},
     "auth-web": AUTH,
     "auth-grpc": AUTH,
