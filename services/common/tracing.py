@@ -9,7 +9,8 @@ and what it sends onwards names that span as the parent.
 
 The current trace lives in a context variable, so log lines (``logs.py`` adds
 ``request_id`` and ``trace_id`` to each) and outgoing gRPC calls (the client
-interceptor below) pick it up without being passed it.
+interceptor below) and outgoing HTTP calls (:func:`outgoing_headers`, which the
+portal's Authlib client for auth sends) pick it up without being passed it.
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def continued(request_id: str | None = None, traceparent: str | None = None) -> 
 def outgoing_metadata() -> tuple[tuple[str, str], ...]:
     trace = current()
     return trace.metadata() if trace is not None else ()
+
+
+def outgoing_headers() -> dict[str, str]:
+    """The current trace as HTTP headers for a call onwards (``X-Request-Id``, ``traceparent``)."""
+    trace = current()
+    return trace.headers() if trace is not None else {}
 
 
 def from_metadata(metadata: object) -> Trace:

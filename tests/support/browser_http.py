@@ -31,8 +31,13 @@ def follow(session: requests.Session, response: requests.Response, limit: int = 
     raise AssertionError("too many redirects")
 
 
-def sign_in_through_portal(session: requests.Session, portal_url: str, user) -> requests.Response:  # type: ignore[no-untyped-def]
-    """From the portal's front door to the dashboard: redirect, both forms, callback."""
+def sign_in_through_portal(  # type: ignore[no-untyped-def]
+    session: requests.Session, portal_url: str, user, *, callback_headers: dict[str, str] | None = None
+) -> requests.Response:
+    """From the portal's front door to the dashboard: redirect, both forms, callback.
+
+    ``callback_headers`` go with the browser's request to the portal's ``/auth/callback``
+    only (the request during which the portal calls auth's token endpoint)."""
     page = follow(session, session.get(portal_url + "/", allow_redirects=False, timeout=10))
     assert "/signin" in page.url, page.url
     response = session.post(
@@ -44,6 +49,18 @@ def sign_in_through_portal(session: requests.Session, portal_url: str, user) -> 
     response = session.post(
         verify.url.split("?")[0], data={**_form(verify.text), "code": user.code()}, allow_redirects=False, timeout=10
     )
+    for _ in range(10):
+        if callback_headers is None or response.status_code not in (301, 302, 303, 307, 308):
+            break
+        target = urljoin(response.url, response.headers["Location"])
+        on_callback = target.startswith(portal_url + "/auth/callback")
+        response = session.get(
+            target, headers=callback_headers if on_callback else None, allow_redirects=False, timeout=10
+        )
+        if on_callback:
+            break
+    else:
+        raise AssertionError("too many redirects")
     return follow(session, response)
 
 

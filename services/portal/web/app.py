@@ -14,12 +14,13 @@ from typing import Any
 
 import redis
 import requests
-from authlib.integrations.flask_client import OAuth
+from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
+from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from services.common import db, web
+from services.common import db, tracing, web
 from services.common.maintenance import RETRY_AFTER_S, Maintenance
 from services.common.redis_conn import Keys
 from services.common.token_client import TokenServiceUnavailable, TokenVerifier
@@ -60,6 +61,23 @@ log = logging.getLogger(__name__)
 ALWAYS_SERVED = frozenset({"healthz", "readyz", "static", "status.index", "status.as_json"})
 # How long the portal waits for auth's HTTP endpoints (discovery, token, JWKS).
 AUTH_HTTP_TIMEOUT_S = 5.0
+
+
+class TracedOAuth2Session(OAuth2Session):
+    """Authlib's HTTP client for auth (discovery, JWKS, the token endpoint), sending the
+    current request's ``X-Request-Id`` and ``traceparent`` on every call, as the gRPC
+    channels do (services/common/tracing.py): auth's log line for the token POST of a
+    sign-in carries the browser request's id. Authlib makes a new session per call."""
+
+    def request(self, method, url, withhold_token=False, auth=None, **kwargs):  # type: ignore[no-untyped-def]
+        trace_headers = tracing.outgoing_headers()
+        if trace_headers:
+            kwargs["headers"] = {**trace_headers, **(kwargs.get("headers") or {})}
+        return super().request(method, url, withhold_token=withhold_token, auth=auth, **kwargs)
+
+
+class TracedOAuth2App(FlaskOAuth2App):
+    client_cls = TracedOAuth2Session
 
 
 def create_app(
@@ -113,6 +131,7 @@ def create_app(
     if oidc_metadata is not None:
         oidc = oauth.register(
             "auth",
+            client_cls=TracedOAuth2App,
             client_id=settings.client_id,
             client_secret=settings.client_secret,
             client_kwargs=client_kwargs,
@@ -121,6 +140,7 @@ def create_app(
     else:
         oidc = oauth.register(
             "auth",
+            client_cls=TracedOAuth2App,
             client_id=settings.client_id,
             client_secret=settings.client_secret,
             client_kwargs=client_kwargs,

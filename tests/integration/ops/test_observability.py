@@ -171,10 +171,28 @@ def _signin_page(browser: requests.Session, portal_url: str) -> requests.Respons
 
 
 def test_ids_follow_a_page_view_to_auth_grpc_and_a_lockout_to_notify_with_their_metrics(ops: Stack) -> None:
-    # --- browser -> portal -> auth (gRPC metadata) ---------------------------------------
+    # --- browser -> portal -> auth over HTTP (Authlib: the sign-in's token request) ------
     user = add_staff(ops)
     browser = requests.Session()
-    sign_in_through_portal(browser, ops.portal_url, user)
+    callback_id = random_id("rid-callback-")
+    callback_trace, callback_parent = new_traceparent()
+    sign_in_through_portal(
+        browser,
+        ops.portal_url,
+        user,
+        callback_headers={"X-Request-Id": callback_id, "traceparent": callback_parent},
+    )
+    (callback_line,) = lines(ops, "portal-web", msg="request", request_id=callback_id)
+    assert callback_line["route"] == "/auth/callback" and callback_line["trace_id"] == callback_trace
+    # The portal exchanged the code at auth's token endpoint during that request, sending its ids.
+    (token_line,) = wait_for(
+        lambda: lines(ops, "auth-web", msg="request", request_id=callback_id, route="/token"),
+        what="auth's log line for the portal's token request",
+    )
+    assert token_line["method"] == "POST" and token_line["status"] == 200
+    assert token_line["trace_id"] == callback_trace
+
+    # --- browser -> portal -> auth (gRPC metadata) ---------------------------------------
     # The portal caches auth's answer for a token for at most one second; after that
     # the next page asks auth again, and that call is the one followed here.
     time.sleep(1.2)
@@ -262,6 +280,8 @@ def test_ids_follow_a_page_view_to_auth_grpc_and_a_lockout_to_notify_with_their_
 
     print("\ncorrelated log lines:")
     for process, line in (
+        ("portal-web", callback_line),
+        ("auth-web", token_line),
         ("portal-web", portal_line),
         ("auth-grpc", auth_line),
         ("auth-web", signin_line),
