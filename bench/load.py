@@ -327,7 +327,7 @@ def _charge_step(connection: Connection, p: dict[str, Any], state: dict[str, Any
     answers in ``failures``), not raised, so the run goes on and reports every failure."""
     headers = {**p.get("headers", {}), "Content-Type": "application/json"}
     bodies = [json.dumps(body).encode() for body in p["bodies"]]
-    state.update(ok=0, failed=0, failures=[])
+    state.update(ok=0, failed=0, failures=[], timed_ok=0)
 
     def step(i: int) -> None:
         account = p["accounts"][i % len(p["accounts"])]
@@ -339,6 +339,8 @@ def _charge_step(connection: Connection, p: dict[str, Any], state: dict[str, Any
         )
         if reply.status == 201 and b'"authorization_code"' in reply.body:
             state["ok"] += 1
+            if i >= p.get("timed_from", 0):  # after the warm-up
+                state["timed_ok"] += 1
         else:
             state["failed"] += 1
             if len(state["failures"]) < 5:
