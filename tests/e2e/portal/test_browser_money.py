@@ -142,6 +142,7 @@ def test_refund_over_the_step_up_amount_asks_for_the_second_factor_again(  # typ
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.get_by_role("link", name="Refund").first.click()
+    page.wait_for_url("**/refund")
     refund_path = page.url.removeprefix(stack.portal_url)
     assert "Refunds over $300.00 ask you to sign in again" in page.locator("main").inner_text()
     page.get_by_label("Amount ($)").fill("100.00")
