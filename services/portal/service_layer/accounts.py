@@ -32,7 +32,7 @@ from services.portal import cards, plans
 from services.portal.errors import NotFound, TooManyRequests, ValidationError
 from services.portal.permissions import Actor, Permission
 from services.portal.service_layer import inputs
-from services.portal.service_layer.unit import Deps, Page, guard, new_id
+from services.portal.service_layer.unit import Deps, Page, count_rows, guard, new_id
 from services.portal.store.models import (
     Account,
     Cardholder,
@@ -242,7 +242,7 @@ class AccountService:
             statement = statement.where(condition)
         page, per_page = values["page"], values["per_page"]
         with transaction(self.deps.db) as session:
-            total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            total, at_least = count_rows(session, statement, page, per_page)
             rows = session.execute(
                 statement.order_by(Cardholder.last_name, Cardholder.first_name, Account.account_id)
                 .limit(per_page)
@@ -256,7 +256,7 @@ class AccountService:
                 object_type="account",
                 detail=f"page {page}, {len(items)} of {total} shown",
             )
-        return Page(items, page, per_page, int(total))
+        return Page(items, page, per_page, total, at_least)
 
     def get(self, actor: Actor, account_id: str) -> AccountDetail:
         guard(self.deps, actor, Permission.ACCOUNT_LOOKUP, "account.view", "account", account_id)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from services.common.db import transaction
 from services.portal.permissions import Actor, Permission
 from services.portal.service_layer import inputs
-from services.portal.service_layer.unit import Deps, Page, guard
+from services.portal.service_layer.unit import Deps, Page, count_rows, guard
 from services.portal.store.models import AuditEntry
 from services.portal.validation import parse
 
@@ -54,7 +54,7 @@ class ActivityService:
             self.deps.audit.append(
                 session, actor, "activity.view", object_type="audit", detail=f"page {page}"
             )
-            total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            total, at_least = count_rows(session, statement, page, per_page)
             rows = session.scalars(
                 statement.order_by(AuditEntry.seq.desc()).limit(per_page).offset((page - 1) * per_page)
             ).all()
@@ -76,4 +76,4 @@ class ActivityService:
                 )
                 for r in rows
             ]
-        return Page(items, page, per_page, int(total))
+        return Page(items, page, per_page, total, at_least)

@@ -22,7 +22,7 @@ from services.portal.errors import NotFound, ValidationError
 from services.portal.permissions import Actor, Permission
 from services.portal.service_layer import inputs
 from services.portal.service_layer.accounts import open_account
-from services.portal.service_layer.unit import Deps, Page, guard, new_id
+from services.portal.service_layer.unit import Deps, Page, count_rows, guard, new_id
 from services.portal.store.models import Account, Application, Location
 from services.portal.validation import parse
 
@@ -218,7 +218,7 @@ class ApplicationService:
             )
         page, per_page = values["page"], values["per_page"]
         with transaction(self.deps.db) as session:
-            total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            total, at_least = count_rows(session, statement, page, per_page)
             rows = session.execute(
                 statement.order_by(Application.submitted_at.desc(), Application.application_id)
                 .limit(per_page)
@@ -232,7 +232,7 @@ class ApplicationService:
                 object_type="application",
                 detail=f"page {page}, {len(items)} of {total} shown",
             )
-        return Page(items, page, per_page, int(total))
+        return Page(items, page, per_page, total, at_least)
 
     def get(self, actor: Actor, application_id: str) -> ApplicationDetail:
         guard(self.deps, actor, Permission.ACCOUNT_LOOKUP, "application.view", "application", application_id)

@@ -28,7 +28,7 @@ from services.portal.permissions import Actor, Permission
 from services.portal.service_layer import inputs
 from services.portal.service_layer.accounts import link, visible
 from services.portal.service_layer.plan_offers import offered_codes
-from services.portal.service_layer.unit import Deps, Page, guard
+from services.portal.service_layer.unit import Deps, Page, count_rows, guard
 from services.portal.store.models import (
     Account,
     Cardholder,
@@ -458,7 +458,7 @@ class MoneyService:
         statement = self._ledger_query(actor, values)
         page, per_page = values["page"], values["per_page"]
         with transaction(self.deps.db) as session:
-            total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            total, at_least = count_rows(session, statement, page, per_page)
             rows = session.execute(
                 statement.order_by(Transaction.occurred_at.desc(), Transaction.transaction_id)
                 .limit(per_page)
@@ -472,7 +472,7 @@ class MoneyService:
                 object_type="transaction",
                 detail=f"page {page}, {len(items)} of {total}",
             )
-        return Page(items, page, per_page, int(total))
+        return Page(items, page, per_page, total, at_least)
 
     def export_csv(self, actor: Actor, query: Any, *, limit: int = 50_000) -> str:
         """The filtered list as CSV (amounts in cents and dollars); audited."""
@@ -535,7 +535,7 @@ class MoneyService:
             statement = statement.where(Deposit.business_date <= values["date_to"])
         page, per_page = values["page"], values["per_page"]
         with transaction(self.deps.db) as session:
-            total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            total, at_least = count_rows(session, statement, page, per_page)
             items = [
                 DepositView(
                     d.deposit_id,
@@ -555,7 +555,7 @@ class MoneyService:
             self.deps.audit.append(
                 session, actor, "deposit.list", object_type="deposit", detail=f"page {page}"
             )
-        return Page(items, page, per_page, int(total))
+        return Page(items, page, per_page, total, at_least)
 
     # --- the daily jobs ---------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.db import transaction
@@ -62,12 +63,17 @@ def new_id(prefix: str, rng: random.Random | None = None) -> str:
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """One page of a list, with what the pagination links need."""
+    """One page of a list, with what the pagination links need.
+
+    ``total`` is exact up to :data:`COUNT_CAP` rows past the page; beyond that it is a
+    lower bound (``total_is_lower_bound``) — see :func:`count_rows`.
+    """
 
     items: Sequence[T]
     page: int
     per_page: int
     total: int
+    total_is_lower_bound: bool = False
 
     @property
     def pages(self) -> int:
@@ -79,7 +85,7 @@ class Page(Generic[T]):
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.page < self.pages or self.total_is_lower_bound
 
     @property
     def first_row(self) -> int:
@@ -88,6 +94,21 @@ class Page(Generic[T]):
     @property
     def last_row(self) -> int:
         return min(self.total, self.page * self.per_page)
+
+
+# A list counts at most this many rows (past the page asked for): a large practice's ledger
+# has ~1,000,000, and counting them all took seconds on every page (bench.portal).
+COUNT_CAP = 10_000
+
+
+def count_rows(session: Session, statement: Select[Any], page: int, per_page: int) -> tuple[int, bool]:
+    """How many rows ``statement`` gives, counting no further than needed: ``(n, True)``
+    means "at least n" — enough to draw this page's links, never a full scan of a big list."""
+    cap = max(COUNT_CAP, page * per_page) + 1
+    counted = session.scalar(select(func.count()).select_from(statement.limit(cap).subquery())) or 0
+    if counted >= cap:
+        return cap - 1, True
+    return int(counted), False
 
 
 def like_any(text: str) -> str:

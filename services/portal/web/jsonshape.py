@@ -26,6 +26,7 @@ def to_json(value: Any) -> Any:
             "page": value.page,
             "per_page": value.per_page,
             "total": value.total,
+            "total_is_lower_bound": value.total_is_lower_bound,
             "pages": value.pages,
         }
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -98,12 +99,24 @@ def nested_models(cls: type, found: dict[str, type] | None = None) -> dict[str, 
 def page_schema(item: type) -> dict[str, Any]:
     return {
         "type": "object",
-        "required": ["items", "page", "per_page", "total", "pages"],
+        "required": ["items", "page", "per_page", "total", "total_is_lower_bound", "pages"],
         "properties": {
             "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item.__name__}"}},
             "page": {"type": "integer"},
             "per_page": {"type": "integer"},
-            "total": {"type": "integer"},
-            "pages": {"type": "integer"},
+            "total": {
+                "type": "integer",
+                "description": (
+                    "rows matching; exact unless total_is_lower_bound (counting stops 10,000 rows on)"
+                ),
+            },
+            "total_is_lower_bound": {
+                "type": "boolean",
+                "description": "true: there are more than total rows",
+            },
+            "pages": {
+                "type": "integer",
+                "description": "pages of total rows (at least that many when total is a lower bound)",
+            },
         },
     }

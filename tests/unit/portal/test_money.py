@@ -24,6 +24,7 @@ from services.portal.errors import (
     ValidationError,
 )
 from services.portal.permissions import Actor
+from services.portal.service_layer import unit
 from services.portal.store.models import Account, AuditEntry, Deposit, Promotion, Transaction
 from tests.unit.portal.factories import PracticeFixture, World, applicant, make_practice, make_world
 
@@ -303,6 +304,30 @@ def test_transactions_list_filters_and_csv(world: World, practice: PracticeFixtu
     csv_text = world.services.money.export_csv(actor, {})
     assert csv_text.splitlines()[0].startswith("date,transaction_id,kind")
     assert "'=HYPERLINK(x)" in csv_text and "500.00" in csv_text
+
+
+def test_a_long_list_counts_only_as_far_as_it_needs(
+    world: World, practice: PracticeFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap the total is "at least n" (a big practice's ledger is not counted on every
+    page); near the end of the list it is exact again, and every row is still reachable."""
+    monkeypatch.setattr(unit, "COUNT_CAP", 3)
+    account_id = open_account(world, practice)
+    actor = practice.actor()
+    for _ in range(7):
+        world.services.money.charge(actor, charge_body(practice, account_id, 250_00), key())
+
+    first = world.services.money.transactions(actor, {"per_page": "2"}, text=True)
+    assert (first.total, first.total_is_lower_bound, first.has_next) == (3, True, True)
+    seen = [row.transaction_id for row in first.items]
+    page = first
+    for number in range(2, 10):
+        if not page.has_next:
+            break
+        page = world.services.money.transactions(actor, {"per_page": "2", "page": str(number)}, text=True)
+        seen += [row.transaction_id for row in page.items]
+    assert (page.page, page.total, page.total_is_lower_bound, page.has_next) == (4, 7, False, False)
+    assert len(seen) == len(set(seen)) == 7
 
 
 # --- interest over a simulated year, against figures computed here ------------------------------

@@ -59,7 +59,9 @@ def test_apply_page_approves_and_shows_the_number_once(harness: Harness, practic
     assert "$12,000.00" in account_page and "26.99%" in account_page
 
 
-def test_a_form_with_mistakes_comes_back_with_each_field_explained(harness: Harness, practice: PracticeFixture) -> None:
+def test_a_form_with_mistakes_comes_back_with_each_field_explained(
+    harness: Harness, practice: PracticeFixture
+) -> None:
     harness.sign_in(practice_id=practice.practice_id, roles=("front_desk",))
     csrf = harness.csrf_from("/applications/new")
     values = form(applicant(practice.locations[0], zip="12", consent=False), csrf)
@@ -77,7 +79,9 @@ def test_a_form_with_mistakes_comes_back_with_each_field_explained(harness: Harn
 def test_without_consent_the_application_is_not_sent(harness: Harness, practice: PracticeFixture) -> None:
     harness.sign_in(practice_id=practice.practice_id, roles=("front_desk",))
     csrf = harness.csrf_from("/applications/new")
-    response = harness.client.post("/applications/new", data=form(applicant(practice.locations[0], consent=False), csrf))
+    response = harness.client.post(
+        "/applications/new", data=form(applicant(practice.locations[0], consent=False), csrf)
+    )
     assert response.status_code == 400
     assert "consent is required" in response.get_data(as_text=True)
 
@@ -93,14 +97,24 @@ def test_forms_need_the_csrf_token(harness: Harness, practice: PracticeFixture) 
 def test_prequalify_page_keeps_nothing(harness: Harness, practice: PracticeFixture) -> None:
     harness.sign_in(practice_id=practice.practice_id, roles=("front_desk",))
     csrf = harness.csrf_from("/prequalify")
-    data = {"first_name": "Ana", "last_name": "Reyes", "street": "1 Elm St", "city": "Portland", "state": "OR",
-            "zip": "97214", "annual_income_cents": "52,000", "csrf_token": csrf}
+    data = {
+        "first_name": "Ana",
+        "last_name": "Reyes",
+        "street": "1 Elm St",
+        "city": "Portland",
+        "state": "OR",
+        "zip": "97214",
+        "annual_income_cents": "52,000",
+        "csrf_token": csrf,
+    }
     html = harness.client.post("/prequalify", data=data).get_data(as_text=True)
     assert "Ana is likely to be approved" in html and "$10,400.00" in html
     assert "Reyes" not in html  # the form comes back empty
 
 
-def test_lookup_page_goes_to_the_account_or_says_no_match(harness: Harness, practice: PracticeFixture) -> None:
+def test_lookup_page_goes_to_the_account_or_says_no_match(
+    harness: Harness, practice: PracticeFixture
+) -> None:
     other = make_practice(harness.portal.db, "Elsewhere")
     from services.portal.permissions import Actor
 
@@ -110,9 +124,13 @@ def test_lookup_page_goes_to_the_account_or_says_no_match(harness: Harness, prac
     number = (result.account_number or "").replace(" ", "")
     harness.sign_in(practice_id=practice.practice_id, roles=("front_desk",))
     csrf = harness.csrf_from("/accounts/lookup")
-    miss = harness.client.post("/accounts/lookup", data={"account_number": number, "zip": "10001", "csrf_token": csrf})
+    miss = harness.client.post(
+        "/accounts/lookup", data={"account_number": number, "zip": "10001", "csrf_token": csrf}
+    )
     assert miss.status_code == 200 and "No account matches" in miss.get_data(as_text=True)
-    hit = harness.client.post("/accounts/lookup", data={"account_number": number, "zip": "97214", "csrf_token": csrf})
+    hit = harness.client.post(
+        "/accounts/lookup", data={"account_number": number, "zip": "97214", "csrf_token": csrf}
+    )
     assert hit.status_code == 303 and hit.headers["Location"] == f"/accounts/{result.detail.account_id}"
     assert "Okafor" in harness.client.get("/accounts").get_data(as_text=True)
 
@@ -124,7 +142,9 @@ def test_forbidden_and_missing_pages_are_clear(harness: Harness, practice: Pract
     assert "Your role does not include the apply permission." in forbidden.get_data(as_text=True)
     assert harness.client.get("/activity").status_code == 403
     missing = harness.client.get("/accounts/acc_0000000000000000")
-    assert missing.status_code == 404 and "No such account at this practice." in missing.get_data(as_text=True)
+    assert missing.status_code == 404 and "No such account at this practice." in missing.get_data(
+        as_text=True
+    )
     with harness.portal.db() as session:
         outcomes = [e.outcome for e in session.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
     assert outcomes == ["denied", "not_found"]  # the apply form is not patient data; activity is
@@ -155,10 +175,32 @@ def test_lists_paginate_with_links_that_keep_the_filters(harness: Harness, pract
 
     actor = Actor("x", practice.practice_id, ("admin",))
     for index in range(3):
-        harness.portal.services.applications.submit(actor, applicant(practice.locations[0], last_name=f"Page{index}"))
+        harness.portal.services.applications.submit(
+            actor, applicant(practice.locations[0], last_name=f"Page{index}")
+        )
     harness.sign_in(practice_id=practice.practice_id, roles=("admin",))
     html = harness.client.get("/applications?q=page&per_page=2").get_data(as_text=True)
     assert "Page 1 of 2" in html
     assert 'href="/applications?q=page&amp;per_page=2&amp;page=2"' in html
     bad = harness.client.get("/applications?page=0")
     assert bad.status_code == 200 and "Please check what was entered" in bad.get_data(as_text=True)
+
+
+def test_a_list_longer_than_the_count_says_at_least(
+    harness: Harness, practice: PracticeFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.portal.permissions import Actor
+    from services.portal.service_layer import unit
+
+    monkeypatch.setattr(unit, "COUNT_CAP", 2)
+    actor = Actor("x", practice.practice_id, ("admin",))
+    for index in range(4):
+        harness.portal.services.applications.submit(
+            actor, applicant(practice.locations[0], last_name=f"Many{index}")
+        )
+    harness.sign_in(practice_id=practice.practice_id, roles=("admin",))
+    html = harness.client.get("/applications?q=many&per_page=1").get_data(as_text=True)
+    assert "Showing 1–1 of 2+" in html and "Page 1 of 2+" in html
+    assert 'href="/applications?q=many&amp;per_page=1&amp;page=2"' in html
+    last = harness.client.get("/applications?q=many&per_page=1&page=4").get_data(as_text=True)
+    assert "Showing 4–4 of 4<" in last and "Page 4 of 4<" in last and 'rel="next"' not in last
