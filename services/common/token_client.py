@@ -187,12 +187,17 @@ class _AnswerCache:
                 self._entries.popitem(last=False)
 
 
+RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
 class GrpcTokenVerifier:
     """Validates tokens through auth's ``TokenService.ValidateToken``.
 
     Every call carries a deadline of ``timeout_s``; a call that fails with
-    ``UNAVAILABLE`` (connection refused, server restarting) is tried once more,
-    so the worst case is about ``2 * timeout_s``. Answers — active and inactive
+    ``UNAVAILABLE`` (connection refused, server restarting) or runs out of time
+    (a process's first answer after it starts can be slow) is tried once more —
+    checking a token changes nothing, so asking twice is safe — so the worst
+    case is about ``2 * timeout_s``. Answers — active and inactive
     — are cached by token hash for ``cache_ttl_s`` (at most one second, and an
     active answer never beyond the token's ``exp``), in an LRU of
     ``cache_size`` entries. One instance is meant to be shared by all threads
@@ -256,7 +261,7 @@ class GrpcTokenVerifier:
                 return TokenInfo.from_response(stub.ValidateToken(request, timeout=self.timeout_s))
             except grpc.RpcError as exc:
                 code = _status_code(exc)
-                if code is grpc.StatusCode.UNAVAILABLE and attempt == 1:
+                if code in RETRIED and attempt == 1:
                     continue
                 if code is grpc.StatusCode.INVALID_ARGUMENT:
                     # Auth refused the request itself; whatever the cause, this token is not accepted.

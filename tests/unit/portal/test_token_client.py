@@ -197,16 +197,18 @@ def test_zero_ttl_disables_the_cache() -> None:
     assert len(stub.calls) == 2
 
 
-def test_unavailable_is_retried_once() -> None:
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])
+def test_unavailable_or_slow_is_retried_once(code: grpc.StatusCode) -> None:
     stub, clock = FakeStub(), FakeClock()
-    stub.failures = [grpc.StatusCode.UNAVAILABLE]
+    stub.failures = [code]
     assert make(stub, clock).verify("t1").active
     assert len(stub.calls) == 2
 
 
-def test_unavailable_twice_raises_and_caches_nothing() -> None:
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])
+def test_failing_twice_raises_and_caches_nothing(code: grpc.StatusCode) -> None:
     stub, clock = FakeStub(), FakeClock()
-    stub.failures = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE]
+    stub.failures = [code, code]
     verifier = make(stub, clock)
     with pytest.raises(TokenServiceUnavailable):
         verifier.verify("t1")
@@ -215,7 +217,7 @@ def test_unavailable_twice_raises_and_caches_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", [grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNIMPLEMENTED]
+    "code", [grpc.StatusCode.INTERNAL, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED]
 )
 def test_other_failures_raise_without_retry(code: grpc.StatusCode) -> None:
     stub, clock = FakeStub(), FakeClock()
@@ -280,14 +282,20 @@ class Keys:
             import requests
 
             raise requests.ConnectionError("down")
-        return {"keys": [dict(key.as_dict(is_private=False), use="sig", alg="ES256") for key in self.private.values()]}
+        return {
+            "keys": [
+                dict(key.as_dict(is_private=False), use="sig", alg="ES256") for key in self.private.values()
+            ]
+        }
 
     def sign(self, kid: str, drop: tuple[str, ...] = (), **claims: Any) -> str:
         now = int(time.time())
         payload = {"iss": ISSUER, "aud": ["portal"], "sub": "u1", "iat": now, "exp": now + 300, **claims}
         for name in drop:
             del payload[name]
-        return JsonWebToken(["ES256"]).encode({"alg": "ES256", "kid": kid}, payload, self.private[kid]).decode()
+        return (
+            JsonWebToken(["ES256"]).encode({"alg": "ES256", "kid": kid}, payload, self.private[kid]).decode()
+        )
 
 
 def jwks_verifier(keys: Keys, clock: FakeClock | None = None) -> JwksTokenVerifier:
@@ -329,7 +337,9 @@ def test_jwks_refuses_other_algorithms_and_bad_signatures() -> None:
     hs = JsonWebToken(["HS256"]).encode({"alg": "HS256", "kid": "k1"}, {"sub": "u1"}, b"k" * 32).decode()
     assert verifier.verify(hs).reason == "ALGORITHM_NOT_ALLOWED"
     _head, body, _sig = keys.sign("k1").split(".")
-    unsigned = base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": "k1"}).encode()).rstrip(b"=").decode()
+    unsigned = (
+        base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": "k1"}).encode()).rstrip(b"=").decode()
+    )
     assert verifier.verify(f"{unsigned}.{body}.").reason == "ALGORITHM_NOT_ALLOWED"
     good = keys.sign("k1")
     tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
