@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Flask, Response, jsonify, redirect, request, url_for
 
 from services.portal.errors import (
@@ -124,7 +126,13 @@ def step_up(exc: StepUpRequired) -> Response:
         return response
     from services.portal.web.signin import safe_next
 
-    return redirect(url_for("signin.login", next=safe_next(request.path), reauth="1", max_age=exc.max_age))
+    back = request.path
+    amount = request.form.get("amount_cents", "").strip() if request.method == "POST" else ""
+    if amount and len(amount) <= 20:
+        # The form opens again with the amount the user typed (its GET takes ?amount=); only the
+        # amount, so nothing a user wrote about a patient ends up in URLs and access logs.
+        back += "?" + urlencode({"amount": amount})
+    return redirect(url_for("signin.login", next=safe_next(back), reauth="1", max_age=exc.max_age))
 
 
 def install(app: Flask) -> None:

@@ -303,7 +303,9 @@ def test_charge_and_refund_pages_with_step_up(harness: Harness, practice: Practi
         refund_path, data={"csrf_token": csrf, "idempotency_key": key, "amount_cents": "600.00"}
     )
     assert big.status_code == 302
-    assert _query(big.headers["Location"]) == {"next": refund_path, "reauth": "1", "max_age": "300"}
+    back = f"{refund_path}?amount=600.00"  # the form opens again with what was typed
+    assert _query(big.headers["Location"]) == {"next": back, "reauth": "1", "max_age": "300"}
+    assert 'value="600.00"' in harness.client.get(back).get_data(as_text=True)
     small = harness.client.post(
         refund_path, data={"csrf_token": csrf, "idempotency_key": key, "amount_cents": "200.00"}
     )
