@@ -102,10 +102,14 @@ def _fail_closed_without_redis() -> Response | None:
 @bp.get("/signin")
 def signin_form() -> str:
     tx = _tx()
-    hint = ""
+    hint, again = "", False
     if tx:
-        hint = session["authz"][tx].get("args", {}).get("login_hint", "")[:64]
-    return render_template("signin.html", tx=tx, user_id=hint, error=None)
+        args = session["authz"][tx].get("args", {})
+        hint = args.get("login_hint", "")[:64]
+        # An application asking the same person to prove it is them again (a step-up before a
+        # large refund, say: prompt=login or max_age with their User ID) gets a page that says so.
+        again = bool(hint) and ("login" in args.get("prompt", "").split() or "max_age" in args)
+    return render_template("signin.html", tx=tx, user_id=hint, again=again, error=None)
 
 
 @bp.post("/signin")

@@ -212,6 +212,10 @@ def login() -> Response:
     extra = {"prompt": "login"} if request.args.get("reauth") == "1" or step_up else {}
     if step_up:
         extra["max_age"] = str(int(max_age))
+        signed_in = current_session().get("signed_in")
+        if isinstance(signed_in, dict) and signed_in.get("user_id"):
+            # Auth fills in the User ID and says it is asking the same person again.
+            extra["login_hint"] = str(signed_in["user_id"])
     authorization = p.oidc.create_authorization_url(redirect_uri=p.settings.redirect_uri, **extra)
     _forget_old_sign_ins()
     # authlib keeps state, nonce and the PKCE verifier in the (server-side) session; `next` rides along.
@@ -273,6 +277,7 @@ def callback() -> Response:
         "sid": info.sid,
         "ref": ref,
         "name": str(userinfo.get("name") or userinfo.get("preferred_username") or ""),
+        "user_id": str(userinfo.get("preferred_username") or "")[:64],  # the step-up's login_hint
         "email": str(userinfo.get("email") or "")[:254],  # support confirmations (issue 8)
         "at": int(p.clock()),
     }

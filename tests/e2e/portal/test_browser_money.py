@@ -164,8 +164,10 @@ def test_refund_over_the_step_up_amount_asks_for_the_second_factor_again(  # typ
     authorize = next(url for url in requested if url.startswith(stack.issuer) and "max_age=" in url)
     assert "prompt=login" in authorize and f"max_age={STEP_UP_MAX_AGE_S}" in authorize, authorize
     assert page.get_by_label("Password").is_visible()
+    # Auth says why it asks again, and who for (the portal's login_hint).
+    assert "Sign in again" in page.locator("h1").inner_text()
+    assert page.get_by_label("User ID").input_value() == user.user_id
     page.screenshot(path=str(screenshots / "auth-step-up.png"))
-    page.get_by_label("User ID").fill(user.user_id)
     page.get_by_label("Password").fill(user.password)
     page.get_by_role("button", name="Sign in").click()
     # The code of the next 30-second step: auth takes each step's code once (the first
@@ -174,9 +176,9 @@ def test_refund_over_the_step_up_amount_asks_for_the_second_factor_again(  # typ
     page.screenshot(path=str(screenshots / "auth-step-up-code.png"))
     page.get_by_role("button", name="Verify").click()
 
-    # Back at the refund form with a fresh sign-in: the refund goes through.
-    page.wait_for_url(stack.portal_url + refund_path)
-    page.get_by_label("Amount ($)").fill("400.00")
+    # Back at the refund form, the amount kept, with a fresh sign-in: the refund goes through.
+    page.wait_for_url(stack.portal_url + refund_path + "?amount=400.00")
+    assert page.get_by_label("Amount ($)").input_value() == "400.00"
     page.get_by_label("Reason").fill("Frames returned")
     page.get_by_role("button", name="Refund").click()
     page.wait_for_url(f"{stack.portal_url}/accounts/{account_id}?**")

@@ -365,6 +365,19 @@ def test_oidcc_login_hint(op: OP) -> None:
     assert response.status_code == 302
     html = op.sign_in_page(response.headers["Location"])
     assert f'name="user_id" value="{user.user_id}"' in html
+    assert "<h1>Sign in</h1>" in html  # a hint alone is not a step-up
+
+
+@pytest.mark.parametrize("asks_again", [{"prompt": "login"}, {"max_age": "300"}])
+def test_a_step_up_with_the_users_hint_says_it_asks_again(op: OP, asks_again: dict[str, str]) -> None:
+    """What a relying party's step-up (RFC 9470: prompt=login or max_age, with login_hint) looks
+    like: the same form, the User ID filled in, and a heading that says why."""
+    rp = op.register()
+    user = op.user()
+    params, _ = op.auth_params(rp, login_hint=user.user_id, **asks_again)
+    html = op.sign_in_page(op.authorize(params).headers["Location"])
+    assert "<h1>Sign in again</h1>" in html and "confirm it is you" in html
+    assert f'name="user_id" value="{user.user_id}"' in html and 'name="password"' in html
 
 
 # --- prompt, max_age, id_token_hint --------------------------------------------------------------

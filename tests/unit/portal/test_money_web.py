@@ -45,6 +45,11 @@ def test_step_up_on_a_page_signs_in_again_at_auth_and_comes_back(harness: Harnes
     assert to_auth.status_code == 302
     query = _query(to_auth.headers["Location"])
     assert query["prompt"] == "login" and query["max_age"] == "300"
+    assert "login_hint" not in query  # a session from before the User ID was kept
+    with harness.client.session_transaction() as session:
+        session["signed_in"] = {**session["signed_in"], "user_id": "dana.admin"}
+    query = _query(harness.client.get(to_login).headers["Location"])
+    assert query["login_hint"] == "dana.admin"  # auth fills it in and says it asks again
     # Without max_age a signed-in browser is simply sent on.
     plain = harness.client.get("/login?next=/accounts")
     assert plain.headers["Location"].endswith("/accounts")
