@@ -382,7 +382,8 @@ def test_a_large_refund_needs_a_fresh_sign_in_at_auth(wired: Wired) -> None:
     query = parse_qs(urlsplit(login).query)
     assert urlsplit(login).path == "/login"
     assert query["reauth"] == ["1"] and query["max_age"] == ["300"]
-    assert query["next"] == [f"/transactions/{purchase['transaction_id']}/refund"]
+    # The form opens again afterwards with the amount the user typed.
+    assert query["next"] == [f"/transactions/{purchase['transaction_id']}/refund?amount=600.00"]
 
     # The portal's sign-in sends the browser to auth, which must ask again (prompt=login, max_age).
     to_auth = client.get(local(login) if login.startswith("http") else login)
@@ -401,7 +402,7 @@ def test_a_large_refund_needs_a_fresh_sign_in_at_auth(wired: Wired) -> None:
     callback = sign_in_at_auth(browser, authorize, manager, code_step=1)
     back = client.get(local(callback))
     assert back.status_code == 302
-    assert back.headers["Location"] == f"/transactions/{purchase['transaction_id']}/refund"
+    assert back.headers["Location"] == f"/transactions/{purchase['transaction_id']}/refund?amount=600.00"
 
     fresh_token = access_token()
     fresh = wired.ctx.verifier.verify(fresh_token)
