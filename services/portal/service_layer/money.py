@@ -403,27 +403,29 @@ class MoneyService:
 
     # --- lists ------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _ledger_filters(actor: Actor, values: dict[str, Any]) -> list[Any]:
+        """The list's conditions on the ledger row itself (all but the search)."""
+        filters: list[Any] = [Transaction.practice_id == actor.practice_id]
+        if values.get("kind"):
+            filters.append(Transaction.kind == values["kind"])
+        if values.get("location_id"):
+            filters.append(Transaction.location_id == values["location_id"])
+        if values.get("date_from"):
+            filters.append(Transaction.occurred_at >= datetime.combine(values["date_from"], time(0), UTC))
+        if values.get("date_to"):
+            day_after = values["date_to"] + timedelta(days=1)
+            filters.append(Transaction.occurred_at < datetime.combine(day_after, time(0), UTC))
+        return filters
+
     def _ledger_query(self, actor: Actor, values: dict[str, Any]) -> Any:
         statement = (
             select(Transaction, Account.number, Cardholder.first_name, Cardholder.last_name, Location.name)
             .join(Account, Account.account_id == Transaction.account_id)
             .join(Cardholder, Cardholder.cardholder_id == Account.cardholder_id)
             .outerjoin(Location, Location.location_id == Transaction.location_id)
-            .where(Transaction.practice_id == actor.practice_id)
+            .where(*self._ledger_filters(actor, values))
         )
-        if values.get("kind"):
-            statement = statement.where(Transaction.kind == values["kind"])
-        if values.get("location_id"):
-            statement = statement.where(Transaction.location_id == values["location_id"])
-        if values.get("date_from"):
-            statement = statement.where(
-                Transaction.occurred_at >= datetime.combine(values["date_from"], time(0), UTC)
-            )
-        if values.get("date_to"):
-            statement = statement.where(
-                Transaction.occurred_at
-                < datetime.combine(values["date_to"] + timedelta(days=1), time(0), UTC)
-            )
         if values.get("q"):
             term = values["q"].lower()
             condition = func.lower(Transaction.description).contains(term, autoescape=True) | (
@@ -456,9 +458,16 @@ class MoneyService:
         guard(self.deps, actor, Permission.ACCOUNT_LOOKUP, "transaction.list", "transaction")
         values = parse(inputs.TRANSACTION_LIST, query, text=text)
         statement = self._ledger_query(actor, values)
+        # Without a search the joins (required foreign keys) cannot change the count, so the
+        # count reads the ledger alone: ~10x cheaper on a large practice (bench.portal).
+        counted = (
+            statement
+            if values.get("q")
+            else select(Transaction.transaction_id).where(*self._ledger_filters(actor, values))
+        )
         page, per_page = values["page"], values["per_page"]
         with transaction(self.deps.db) as session:
-            total, at_least = count_rows(session, statement, page, per_page)
+            total, at_least = count_rows(session, counted, page, per_page)
             rows = session.execute(
                 statement.order_by(Transaction.occurred_at.desc(), Transaction.transaction_id)
                 .limit(per_page)
