@@ -124,14 +124,16 @@ def test_one_unavailable_answer_is_retried(service: tuple[TokenService, str]) ->
 
 
 def test_a_slow_server_is_unavailable_within_the_deadline(service: tuple[TokenService, str]) -> None:
+    """Two tries of 0.2 s each against a server that would take 5 s: the caller is answered
+    by its own deadlines (the bound is loose: this is about not waiting for the server)."""
     servicer, address = service
-    servicer.delay_s = 1.0
+    servicer.delay_s = 5.0
     verifier = GrpcTokenVerifier(address, "portal", timeout_s=0.2)
     try:
         started = time.monotonic()
         with pytest.raises(TokenServiceUnavailable):
             verifier.verify("good-1")
-        assert time.monotonic() - started < 0.9
+        assert time.monotonic() - started < 3.0
     finally:
         verifier.close()
 
