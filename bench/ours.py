@@ -36,6 +36,15 @@ PASSWORD = "Tidal-Orbit-Bench-" + secrets.token_hex(4)
 NO_LIMIT = "1000000000"
 
 
+def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A server process in its own session (stopped by group), its output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as handle:
+        return subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 @dataclass(frozen=True)
 class User:
     user_pk: str
@@ -150,15 +159,7 @@ class Ours:
         logs = self.directory / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         for spec in specs:
-            with open(logs / f"{spec.name}.log", "ab") as handle:
-                self.processes[spec.name] = subprocess.Popen(
-                    spec.argv,
-                    env=self.env,
-                    cwd=ROOT,
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            self.processes[spec.name] = spawn(spec.argv, self.env, logs / f"{spec.name}.log")
         try:
             wait_ready(specs, self.processes, 60)
         except RuntimeError as exc:

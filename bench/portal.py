@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from bench import dataset, load
 from bench.client import Browser, Connection, basic_auth, code_of, expect, path_of, sign_in_redirect
 from bench.load import CallerSpec
-from bench.ours import ROOT, SCOPE, Ours, User
+from bench.ours import SCOPE, Ours, User, spawn
 from bench.util import pkce_pair
 
 RESULTS = Path("var/bench/portal.json")
@@ -88,16 +88,7 @@ class Portal:
         from services.common.supervisor import process_specs, wait_ready
 
         specs = [s for s in process_specs(self.env) if s.name == "portal-web"]
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as handle:
-            self.processes["portal-web"] = subprocess.Popen(
-                specs[0].argv,
-                env=self.env,
-                cwd=ROOT,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.processes["portal-web"] = spawn(specs[0].argv, self.env, self.log)
         try:
             wait_ready(specs, self.processes, 60)
         except RuntimeError as exc:
