@@ -194,7 +194,7 @@ def check_health(address: str, timeout_s: float = 1.0, service: str = "") -> boo
     """True when the server at ``address`` reports SERVING."""
     with channel(address) as chan:
         try:
-            response = health_pb2_grpc.HealthStub(chan).Check(
+            response = health_pb2_grpc.HealthStub(tracing.propagating(chan)).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
             )
         except grpc.RpcError:

@@ -320,7 +320,7 @@ class _UnknownKey(Exception):
 
 
 def _fetch_jwks(uri: str, timeout_s: float) -> Mapping[str, Any]:
-    response = requests.get(uri, timeout=timeout_s)
+    response = requests.get(uri, headers=tracing.outgoing_headers(), timeout=timeout_s)
     response.raise_for_status()
     data = response.json()
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):

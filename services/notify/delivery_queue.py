@@ -53,6 +53,9 @@ class StartedAttempt:
 
     attempt_id: int
     email: OutgoingEmail
+    # The accepting Send's trace, which the worker continues while it delivers.
+    request_id: str | None = None
+    traceparent: str | None = None
 
 
 class DeliveryQueue:
@@ -165,6 +168,8 @@ class DeliveryQueue:
                     html=message.body_html,
                     attempt=message.attempts,
                 ),
+                request_id=message.request_id,
+                traceparent=message.traceparent,
             )
 
     def record_delivered(self, started: StartedAttempt) -> None:

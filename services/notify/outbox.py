@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.common import tracing
 from services.common.db import transaction, utcnow
 from services.notify.errors import InvalidRequest, MessageNotFound, RetryRefused
 from services.notify.rendering import Renderer
@@ -116,6 +117,7 @@ class Outbox:
         locale = check_locale(locale)
         rendered = self._renderer.render(template, params, locale)
         now = self._clock()
+        trace = tracing.current()
         message = Message(
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
@@ -128,6 +130,8 @@ class Outbox:
             state=PENDING,
             attempts=0,
             next_attempt_at=now,
+            request_id=trace.request_id if trace else None,
+            traceparent=trace.traceparent if trace else None,
             created_at=now,
             updated_at=now,
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.common import tracing
 from services.notify import metrics
 from services.notify.backoff import backoff_delay
 from services.notify.delivery_queue import DeliveryQueue, StartedAttempt
@@ -115,6 +116,13 @@ class DeliveryWorker:
         started = self.queue.start_attempt(message_id, self.policy.max_attempts)
         if started is None:
             return None
+        # The delivery's log lines carry the request id of the Send that accepted the message,
+        # so one browser request can be followed into the worker that emailed its result.
+        with tracing.continued(started.request_id, started.traceparent):
+            return self._send(started)
+
+    def _send(self, started: StartedAttempt) -> str | None:
+        message_id = started.email.message_id
         began = time.monotonic()
         try:
             self.transport.send(started.email)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import requests
 from flask import Blueprint, Response, current_app, jsonify, render_template
 
+from services.common import tracing
 from services.common.grpc_util import check_health
 from services.common.maintenance import Maintenance
 from services.portal.web.context import portal
@@ -41,7 +42,11 @@ def _portal() -> Component:
 def _auth() -> Component:
     try:
         ok = (
-            requests.get(f"{portal().settings.auth_issuer}/healthz", timeout=CHECK_TIMEOUT_S).status_code
+            requests.get(
+                f"{portal().settings.auth_issuer}/healthz",
+                headers=tracing.outgoing_headers(),
+                timeout=CHECK_TIMEOUT_S,
+            ).status_code
             == 200
         )
     except requests.RequestException:

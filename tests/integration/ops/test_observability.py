@@ -249,10 +249,12 @@ def test_ids_follow_a_page_view_to_auth_grpc_and_a_lockout_to_notify_with_their_
     assert send_line["trace_id"] == lock_trace and send_line["grpc_method"] == "Send"
     (accepted,) = lines(ops, "notify-server", msg="message accepted", request_id=lock_id)
     assert accepted["message_id"] == message_id and accepted["trace_id"] == lock_trace
-    wait_for(
+    (delivered_line,) = wait_for(
         lambda: lines(ops, "notify-worker", msg="message delivered", message_id=message_id),
         what="the worker's delivery of the lockout email",
     )
+    # The worker continues the trace stored with the message: the same request id, a new span.
+    assert delivered_line["request_id"] == lock_id and delivered_line["trace_id"] == lock_trace
 
     # ...and the metrics saw the same: one lockout, one more delivery, the outboxes drained.
     assert total(scrape(ops.issuer + "/metrics"), "auth_lockouts_total") - lockouts_before == 1
@@ -336,6 +338,7 @@ def test_one_browser_request_is_followed_from_portal_through_auth_to_notify(ops:
         lambda: lines(ops, "notify-worker", msg="message delivered", message_id=accepted["message_id"]),
         what="the invitation's delivery",
     )
+    assert delivered["request_id"] == request_id and delivered["trace_id"] == trace_id
     print("\none request, every hop:")
     for process, line in (
         ("portal-web", portal_line),

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
 import pytest
 
+from services.common import tracing
+from services.common.token_client import _fetch_jwks
+from services.portal.web import status_views
 from tests.integration.portal.test_sign_in_with_auth import Wired
 from tests.integration.portal.test_staff_with_auth import signed_in
 from tests.support.auth_factory import make_practice, make_user
+from tests.support.infra import random_id
 
 pytestmark = pytest.mark.integration
 
@@ -43,3 +54,64 @@ def test_resources_need_sign_in_and_status_does_not(wired: Wired) -> None:
     assert states["Sign-in (auth)"] is True and states["Provider portal"] is True
     assert states["Email notifications"] is False
     assert data["status"] == "degraded" and data["maintenance"]["on"] is False
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """An HTTP server that answers 200 and remembers each request's headers."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+        body = b'{"keys": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+    handler = type("Recorder", (_Recorder,), {"seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_status_page_sends_its_request_id_to_auth(
+    wired: Wired, recorder: tuple[str, list[dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auth's /healthz call carries the status request's id and trace, like every call onwards."""
+    url, seen = recorder
+    # The same portal, its auth address pointed at the recorder; and no status cached from before.
+    redirected = dataclasses.replace(wired.ctx, settings=dataclasses.replace(wired.ctx.settings, auth_issuer=url))
+    monkeypatch.setattr(status_views, "portal", lambda: redirected)
+    monkeypatch.setattr(status_views, "_cache", {})
+    request_id = random_id("rid-status-")
+    trace_id = secrets.token_hex(16)
+    answer = wired.portal_app.test_client().get(
+        "/status.json",
+        headers={"X-Request-Id": request_id, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+    )
+    assert answer.status_code == 200
+    (call,) = [h for h in seen if h["path"] == "/healthz"]
+    assert call["x-request-id"] == request_id
+    assert call["traceparent"].startswith(f"00-{trace_id}-")
+
+
+def test_a_jwks_fetch_sends_the_current_trace(recorder: tuple[str, list[dict[str, str]]]) -> None:
+    url, seen = recorder
+    request_id = random_id("rid-jwks-")
+    with tracing.continued(request_id, None) as trace:
+        assert _fetch_jwks(url + "/jwks.json", timeout_s=2) == {"keys": []}
+    (call,) = seen
+    assert call["x-request-id"] == request_id and call["traceparent"] == trace.traceparent
