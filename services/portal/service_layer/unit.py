@@ -101,10 +101,15 @@ class Page(Generic[T]):
 COUNT_CAP = 10_000
 
 
+def count_cap(page: int, per_page: int) -> int:
+    """How many rows :func:`count_rows` reads at most: one past what it reports exactly."""
+    return max(COUNT_CAP, page * per_page) + 1
+
+
 def count_rows(session: Session, statement: Select[Any], page: int, per_page: int) -> tuple[int, bool]:
     """How many rows ``statement`` gives, counting no further than needed: ``(n, True)``
     means "at least n" — enough to draw this page's links, never a full scan of a big list."""
-    cap = max(COUNT_CAP, page * per_page) + 1
+    cap = count_cap(page, per_page)
     counted = session.scalar(select(func.count()).select_from(statement.limit(cap).subquery())) or 0
     if counted >= cap:
         return cap - 1, True

@@ -160,8 +160,13 @@ class Transaction(Base):
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="ck_transactions_amount_positive"),
         Index("ix_transactions_account_occurred", "account_id", "occurred_at"),
-        # The practice's transactions list, newest first (migration 0007).
+        # The practice's transactions list, newest first (migration 0007), its filters by kind
+        # and location and its search by authorization code (0008). The searches by text use
+        # trigram indexes that exist only on PostgreSQL (0008), so they are not declared here.
         Index("ix_transactions_practice_occurred", "practice_id", "occurred_at"),
+        Index("ix_transactions_practice_kind_location", "practice_id", "kind", "location_id", "occurred_at"),
+        Index("ix_transactions_practice_location", "practice_id", "location_id", "occurred_at"),
+        Index("ix_transactions_practice_auth_code", "practice_id", "authorization_code"),
     )
 
     transaction_id: Mapped[str] = mapped_column(ID, primary_key=True)

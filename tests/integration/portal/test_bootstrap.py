@@ -136,7 +136,13 @@ def test_migrations_match_the_models(databases: Databases, service: str) -> None
     engine = db.make_engine(url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), base.metadata)
+            # Trigram indexes exist only on PostgreSQL, only where pg_trgm could be created
+            # (portal migration 0008), so the models leave them out.
+            context = MigrationContext.configure(
+                conn,
+                opts={"include_object": lambda obj, name, kind, *_: not (kind == "index" and name.endswith("_trgm"))},
+            )
+            diff = compare_metadata(context, base.metadata)
     finally:
         engine.dispose()
     assert diff == []
