@@ -15,7 +15,7 @@ def migrations_dir(service: str) -> Path:
     return _ROOT / service / "store" / "migrations"
 
 
-def upgrade(service: str, env: Env) -> None:
+def upgrade(service: str, env: Env, revision: str = "head") -> None:
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}")
-    db.upgrade(db.database_url(env, service), migrations_dir(service))
+    db.upgrade(db.database_url(env, service), migrations_dir(service), revision)

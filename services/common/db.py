@@ -62,14 +62,14 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def upgrade(url: str, migrations: Path) -> None:
-    """Bring the database at ``url`` to the newest revision in ``migrations``."""
+def upgrade(url: str, migrations: Path, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision`` (the newest by default) in ``migrations``."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     config = Config()
     config.set_main_option("script_location", str(migrations))
     config.attributes["database_url"] = url
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def ping(engine: Engine) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from services.portal.permissions import Actor, require_staff
 from services.portal.service_layer.unit import Deps
-from services.portal.store.models import Application, Location, Practice, PracticeAccount
+from services.portal.store.models import Application, Location, Practice, PracticeAccountCount
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,11 @@ class PracticeService:
         since = self.deps.now() - timedelta(days=30)
         with self.deps.db() as session:
             name = session.scalar(select(Practice.name).where(Practice.practice_id == actor.practice_id))
+            # Kept by the database as links are made (PracticeAccountCount), not counted here.
             accounts = session.scalar(
-                select(func.count())
-                .select_from(PracticeAccount)
-                .where(PracticeAccount.practice_id == actor.practice_id)
+                select(PracticeAccountCount.accounts).where(
+                    PracticeAccountCount.practice_id == actor.practice_id
+                )
             )
             by_status = session.execute(
                 select(Application.status, func.count())

@@ -115,11 +115,53 @@ class PracticeAccount(Base):
     linked_by: Mapped[str] = mapped_column(String(64))
 
 
+class PracticeAccountCount(Base):
+    """How many rows ``practice_accounts`` holds for each practice: the dashboard's headline.
+
+    Kept by the database in the transaction of each link (triggers below, migration 0009), so
+    the dashboard reads one row instead of counting a large practice's 94,000 links on every
+    view (27 ms of PostgreSQL per request, bench.portal).
+    """
+
+    __tablename__ = "practice_account_counts"
+
+    practice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    accounts: Mapped[int] = mapped_column(Integer)
+
+
+ACCOUNT_COUNT_SQLITE = (
+    "CREATE TRIGGER IF NOT EXISTS practice_accounts_count_add AFTER INSERT ON practice_accounts BEGIN "
+    "INSERT INTO practice_account_counts (practice_id, accounts) VALUES (NEW.practice_id, 1) "
+    "ON CONFLICT (practice_id) DO UPDATE SET accounts = accounts + 1; END",
+    "CREATE TRIGGER IF NOT EXISTS practice_accounts_count_remove AFTER DELETE ON practice_accounts BEGIN "
+    "UPDATE practice_account_counts SET accounts = accounts - 1 WHERE practice_id = OLD.practice_id; END",
+)
+ACCOUNT_COUNT_POSTGRESQL = (
+    "CREATE OR REPLACE FUNCTION practice_accounts_count() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN IF TG_OP = 'INSERT' THEN "
+    "INSERT INTO practice_account_counts (practice_id, accounts) VALUES (NEW.practice_id, 1) "
+    "ON CONFLICT (practice_id) DO UPDATE SET accounts = practice_account_counts.accounts + 1; "
+    "ELSE UPDATE practice_account_counts SET accounts = accounts - 1 WHERE practice_id = OLD.practice_id; "
+    "END IF; RETURN NULL; END $$",
+    "CREATE TRIGGER practice_accounts_count AFTER INSERT OR DELETE ON practice_accounts "
+    "FOR EACH ROW EXECUTE FUNCTION practice_accounts_count()",
+)
+# What the migration runs to start the counts from the existing links.
+ACCOUNT_COUNT_BACKFILL = (
+    "INSERT INTO practice_account_counts (practice_id, accounts) "
+    "SELECT practice_id, count(*) FROM practice_accounts GROUP BY practice_id"
+)
+
+
 class Application(Base):
     """A credit application a practice made on a patient's behalf, with the patient's consent."""
 
     __tablename__ = "applications"
-    __table_args__ = (Index("ix_applications_practice_submitted", "practice_id", "submitted_at"),)
+    # The lists by date, and the dashboard's last-30-days count by status from the index alone
+    # (migration 0009).
+    __table_args__ = (
+        Index("ix_applications_practice_submitted_status", "practice_id", "submitted_at", "status"),
+    )
 
     application_id: Mapped[str] = mapped_column(ID, primary_key=True)
     practice_id: Mapped[str] = mapped_column(ForeignKey("practices.practice_id"))
@@ -342,3 +384,8 @@ for _sql in LEDGER_GUARD_SQLITE:
     event.listen(Transaction.__table__, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
 for _sql in LEDGER_GUARD_POSTGRESQL:
     event.listen(Transaction.__table__, "after_create", DDL(_sql).execute_if(dialect="postgresql"))
+# After every table exists (the triggers on practice_accounts write to practice_account_counts).
+for _sql in ACCOUNT_COUNT_SQLITE:
+    event.listen(Base.metadata, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
+for _sql in ACCOUNT_COUNT_POSTGRESQL:
+    event.listen(Base.metadata, "after_create", DDL(_sql).execute_if(dialect="postgresql"))
