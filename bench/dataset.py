@@ -140,9 +140,14 @@ STATEMENTS: tuple[tuple[str, str], ...] = (
         "FROM (SELECT i, kind, s, "
         "      CASE WHEN kind IN ('payment', 'interest') THEN NULL "
         f"           WHEN ((s * 7 + s / :a) % 20) = 0 THEN {_FOREIGN} ELSE {_HOME} END AS pn, "
-        "      CASE kind WHEN 'refund' THEN least(CAST(:now AS timestamptz), "
+        # A refund or void that would fall after now is moved into the last day, one second
+        # apart: pinned to now itself, 1,500 rows shared one time, which no real ledger has
+        # (the newest-first page then had to sort all of them to find its 25).
+        "      CASE kind WHEN 'refund' THEN least(CAST(:now AS timestamptz) "
+        "           - (i % 86400) * interval '1 second', "
         f"           {_TS.format(x='s')} + (1 + i % 20) * interval '1 day') "
-        "           WHEN 'void' THEN least(CAST(:now AS timestamptz), "
+        "           WHEN 'void' THEN least(CAST(:now AS timestamptz) "
+        "           - (i % 86400) * interval '1 second', "
         f"           {_TS.format(x='s')} + interval '1 hour') "
         f"           ELSE {_TS.format(x='i')} END AS at "
         "      FROM (SELECT i, kind, CASE WHEN kind IN ('refund', 'void') THEN i - :a ELSE i END AS s "
