@@ -136,15 +136,24 @@ ACCOUNT_COUNT_SQLITE = (
     "CREATE TRIGGER IF NOT EXISTS practice_accounts_count_remove AFTER DELETE ON practice_accounts BEGIN "
     "UPDATE practice_account_counts SET accounts = accounts - 1 WHERE practice_id = OLD.practice_id; END",
 )
+# On PostgreSQL one update per statement and practice (transition tables): a row trigger on a
+# bulk insert updates the same counter row once per link, and each update walks the row's
+# growing chain of versions — quadratic (94,000 links in one INSERT did not finish in minutes).
 ACCOUNT_COUNT_POSTGRESQL = (
-    "CREATE OR REPLACE FUNCTION practice_accounts_count() RETURNS trigger LANGUAGE plpgsql AS $$ "
-    "BEGIN IF TG_OP = 'INSERT' THEN "
-    "INSERT INTO practice_account_counts (practice_id, accounts) VALUES (NEW.practice_id, 1) "
-    "ON CONFLICT (practice_id) DO UPDATE SET accounts = practice_account_counts.accounts + 1; "
-    "ELSE UPDATE practice_account_counts SET accounts = accounts - 1 WHERE practice_id = OLD.practice_id; "
-    "END IF; RETURN NULL; END $$",
-    "CREATE TRIGGER practice_accounts_count AFTER INSERT OR DELETE ON practice_accounts "
-    "FOR EACH ROW EXECUTE FUNCTION practice_accounts_count()",
+    "CREATE OR REPLACE FUNCTION practice_accounts_count_add() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN INSERT INTO practice_account_counts (practice_id, accounts) "
+    "SELECT practice_id, count(*) FROM added GROUP BY practice_id "
+    "ON CONFLICT (practice_id) "
+    "DO UPDATE SET accounts = practice_account_counts.accounts + EXCLUDED.accounts; "
+    "RETURN NULL; END $$",
+    "CREATE OR REPLACE FUNCTION practice_accounts_count_remove() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN UPDATE practice_account_counts c SET accounts = c.accounts - r.n "
+    "FROM (SELECT practice_id, count(*) AS n FROM removed GROUP BY practice_id) r "
+    "WHERE c.practice_id = r.practice_id; RETURN NULL; END $$",
+    "CREATE TRIGGER practice_accounts_count_add AFTER INSERT ON practice_accounts "
+    "REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION practice_accounts_count_add()",
+    "CREATE TRIGGER practice_accounts_count_remove AFTER DELETE ON practice_accounts "
+    "REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION practice_accounts_count_remove()",
 )
 # What the migration runs to start the counts from the existing links.
 ACCOUNT_COUNT_BACKFILL = (

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from services import migrate
 from services.common import db
@@ -60,7 +60,7 @@ def test_the_dashboards_account_count_is_kept_by_the_database(database: tuple[di
     env, factory = database
     services = Services.build(Deps(factory, time.time))
     maple, birch, empty = (make_practice(factory, name) for name in ("Maple", "Birch", "Empty"))
-    _open(services, maple, 3)
+    maple_accounts = _open(services, maple, 3)
     birch_accounts = _open(services, birch, 2)
 
     migrate.upgrade("portal", env)  # 0009 fills the counts from the links made above
@@ -76,6 +76,18 @@ def test_the_dashboards_account_count_is_kept_by_the_database(database: tuple[di
     assert shown(maple) == _counted(factory, maple) == 6
     assert shown(birch) == _counted(factory, birch) == 2
 
+    # One statement linking accounts to two practices (a bulk import, say) counts each.
+    with db.transaction(factory) as session:
+        session.execute(
+            insert(PracticeAccount),
+            [
+                {"practice_id": p.practice_id, "account_id": a, "reason": "lookup", "linked_by": "import"}
+                for p, a in ((empty, maple_accounts[0]), (empty, maple_accounts[1]), (birch, maple_accounts[2]))
+            ],
+        )
+    assert (shown(empty), shown(birch), shown(maple)) == (2, 3, 6)
+    assert (_counted(factory, empty), _counted(factory, birch)) == (2, 3)
+
     # A link removed by hand (no code path removes one) is taken off too.
     with db.transaction(factory) as session:
         session.execute(
@@ -85,7 +97,7 @@ def test_the_dashboards_account_count_is_kept_by_the_database(database: tuple[di
             )
         )
     assert shown(maple) == _counted(factory, maple) == 5
-    assert shown(birch) == 2 and shown(empty) == 0
+    assert shown(birch) == 3 and shown(empty) == 2
 
 
 def _number(factory: Any, account_id: str) -> str:

@@ -43,7 +43,10 @@ def upgrade() -> None:
     for sql in ACCOUNT_COUNT_POSTGRESQL if postgresql else ACCOUNT_COUNT_SQLITE:
         op.execute(sql)
     op.create_index(
-        "ix_applications_practice_submitted_status", "applications", ["practice_id", "submitted_at", "status"]
+        "ix_applications_practice_submitted_status",
+        "applications",
+        ["practice_id", "submitted_at", "status"],
+        if_not_exists=True,
     )
     op.drop_index("ix_applications_practice_submitted", table_name="applications")
 
@@ -52,8 +55,9 @@ def downgrade() -> None:
     op.create_index("ix_applications_practice_submitted", "applications", ["practice_id", "submitted_at"])
     op.drop_index("ix_applications_practice_submitted_status", table_name="applications")
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS practice_accounts_count ON practice_accounts")
-        op.execute("DROP FUNCTION IF EXISTS practice_accounts_count()")
+        for name in ("practice_accounts_count_add", "practice_accounts_count_remove"):
+            op.execute(f"DROP TRIGGER IF EXISTS {name} ON practice_accounts")
+            op.execute(f"DROP FUNCTION IF EXISTS {name}()")
     else:
         op.execute("DROP TRIGGER IF EXISTS practice_accounts_count_add")
         op.execute("DROP TRIGGER IF EXISTS practice_accounts_count_remove")
