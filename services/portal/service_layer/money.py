@@ -459,14 +459,15 @@ class MoneyService:
         )
         branches = [
             rows.where(func.lower(Transaction.description).contains(term, autoescape=True)),
-            # Codes are upper-case letters and digits (charges.authorization_code).
-            rows.where(Transaction.authorization_code == q.upper()),
             rows.where(
                 Transaction.account_id.in_(
                     holders.where(func.lower(Cardholder.last_name).contains(term, autoescape=True))
                 )
             ),
         ]
+        if q.isascii() and q.isalnum():
+            # Codes are upper-case ASCII letters and digits (charges.authorization_code).
+            branches.append(rows.where(Transaction.authorization_code == q.upper()))
         if term.isdigit() and len(term) == 4:
             numbers = select(Account.account_id).where(Account.number.endswith(term))
             branches.append(rows.where(Transaction.account_id.in_(numbers)))

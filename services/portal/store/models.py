@@ -155,11 +155,6 @@ ACCOUNT_COUNT_POSTGRESQL = (
     "CREATE TRIGGER practice_accounts_count_remove AFTER DELETE ON practice_accounts "
     "REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION practice_accounts_count_remove()",
 )
-# What the migration runs to start the counts from the existing links.
-ACCOUNT_COUNT_BACKFILL = (
-    "INSERT INTO practice_account_counts (practice_id, accounts) "
-    "SELECT practice_id, count(*) FROM practice_accounts GROUP BY practice_id"
-)
 
 
 class Application(Base):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,23 @@ def test_the_dashboards_account_count_is_kept_by_the_database(database: tuple[di
     assert shown(maple) == _counted(factory, maple) == 6
     assert shown(birch) == _counted(factory, birch) == 2
 
-    # One statement linking accounts to two practices (a bulk import, say) counts each.
+    # One statement (multi-row VALUES, not executemany) linking accounts to two practices, as a
+    # bulk import would: PostgreSQL's statement trigger sees both practices in one transition table.
+    bulk = ((empty, maple_accounts[0]), (empty, maple_accounts[1]), (birch, maple_accounts[2]))
     with db.transaction(factory) as session:
         session.execute(
-            insert(PracticeAccount),
-            [
-                {"practice_id": p.practice_id, "account_id": a, "reason": "lookup", "linked_by": "import"}
-                for p, a in ((empty, maple_accounts[0]), (empty, maple_accounts[1]), (birch, maple_accounts[2]))
-            ],
+            insert(PracticeAccount).values(
+                [
+                    {
+                        "practice_id": p.practice_id,
+                        "account_id": a,
+                        "reason": "lookup",
+                        "linked_by": "import",
+                        "linked_at": datetime.now(UTC),
+                    }
+                    for p, a in bulk
+                ]
+            )
         )
     assert (shown(empty), shown(birch), shown(maple)) == (2, 3, 6)
     assert (_counted(factory, empty), _counted(factory, birch)) == (2, 3)
@@ -98,6 +108,17 @@ def test_the_dashboards_account_count_is_kept_by_the_database(database: tuple[di
         )
     assert shown(maple) == _counted(factory, maple) == 5
     assert shown(birch) == 3 and shown(empty) == 2
+
+    # One statement removing links of two practices.
+    with db.transaction(factory) as session:
+        session.execute(
+            delete(PracticeAccount).where(
+                PracticeAccount.account_id.in_([maple_accounts[0], maple_accounts[2]]),
+                PracticeAccount.practice_id.in_([empty.practice_id, birch.practice_id]),
+            )
+        )
+    assert (shown(empty), shown(birch), shown(maple)) == (1, 2, 5)
+    assert (_counted(factory, empty), _counted(factory, birch)) == (1, 2)
 
 
 def _number(factory: Any, account_id: str) -> str:

@@ -152,7 +152,7 @@ def _expected(ledger: Ledger, query: dict[str, str]) -> list[str]:
             return True
         return (
             term in row.description.lower()
-            or row.authorization_code == q.upper()
+            or row.authorization_code.lower() == q.lower()
             or term in ledger.last_name[row.account_id].lower()
             or (term.isdigit() and len(term) == 4 and ledger.number[row.account_id].endswith(term))
         )

@@ -69,17 +69,18 @@ def upgrade() -> None:
     if available is None:
         log.warning("pg_trgm is not available: the transactions search will work without its indexes")
         return
+    # In a savepoint: a refused extension, or one installed in a schema off the search path
+    # (so that gin_trgm_ops is not found), must not fail the deploy.
     try:
-        with bind.begin_nested():  # a savepoint: a refusal must not abort the migration
+        with bind.begin_nested():
             bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            for name, target in TRIGRAM_INDEXES.items():
+                bind.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
     except sa.exc.DBAPIError as exc:
         log.warning(
-            "pg_trgm could not be created (%s): the transactions search will work without its indexes",
+            "pg_trgm's indexes could not be created (%s): the transactions search will work without them",
             str(exc.orig).strip().splitlines()[0],
         )
-        return
-    for name, target in TRIGRAM_INDEXES.items():
-        bind.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
 
 
 def downgrade() -> None:
