@@ -17,7 +17,7 @@ from services import migrate
 from services.common import db
 from services.portal.service_layer import Services
 from services.portal.service_layer.unit import Deps
-from services.portal.store.models import PracticeAccount
+from services.portal.store.models import Account, PracticeAccount
 from tests.support.infra import Databases
 from tests.unit.portal.factories import PracticeFixture, applicant, make_practice
 
@@ -122,7 +122,5 @@ def test_the_dashboards_account_count_is_kept_by_the_database(database: tuple[di
 
 
 def _number(factory: Any, account_id: str) -> str:
-    from services.portal.store.models import Account
-
     with factory() as session:
         return str(session.scalar(select(Account.number).where(Account.account_id == account_id)))

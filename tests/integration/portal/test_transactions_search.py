@@ -62,7 +62,7 @@ class Ledger:
         return self.practice.actor()
 
 
-def _accounts(services: Services, factory: Any, practice: PracticeFixture) -> dict[str, str]:
+def _accounts(services: Services, practice: PracticeFixture) -> dict[str, str]:
     """One account per name in NAMES, opened by ``practice``; account id -> last name."""
     made = {}
     for name in NAMES:
@@ -121,9 +121,9 @@ def ledger(databases: Databases, tmp_path: Path) -> Iterator[Ledger]:
     try:
         ours = make_practice(factory, "Search Dental", locations=3)
         theirs = make_practice(factory, "Other Dental")
-        mine = _accounts(services, factory, ours)
+        mine = _accounts(services, ours)
         # The other practice has the same names and treatments: none of its rows may show.
-        _write(factory, theirs, list(_accounts(services, factory, theirs)), 40, rng)
+        _write(factory, theirs, list(_accounts(services, theirs)), 40, rng)
         rows = _write(factory, ours, list(mine), 150, rng)
         with factory() as session:
             numbers = dict(session.execute(select(Account.account_id, Account.number)).tuples().all())

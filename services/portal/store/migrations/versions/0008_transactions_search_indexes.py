@@ -6,7 +6,7 @@ Create Date: 2026-11-27 03:10:00
 
 At 820,000 rows for one practice (bench.portal) the list's filters by kind and location
 counted their rows by walking the practice's whole ledger (58 ms, more under load), and its
-search (``MoneyService._search``: a union of one query per field) needs an index per field:
+search (``MoneyService._matches``: a union of one query per field) needs an index per field:
 
 * B-tree ``(practice_id, kind, location_id, occurred_at)`` and ``(practice_id, location_id,
   occurred_at)`` for the filters, newest first; ``(practice_id, authorization_code)`` for a

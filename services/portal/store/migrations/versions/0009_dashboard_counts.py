@@ -25,16 +25,32 @@ depends_on = None
 # The triggers as this revision made them (models.py holds the current ones for create_all):
 # a migration must not change when the models do.
 ACCOUNT_COUNT_SQLITE = (
-    "CREATE TRIGGER IF NOT EXISTS practice_accounts_count_add AFTER INSERT ON practice_accounts BEGIN INSERT INTO practice_account_counts (practice_id, accounts) VALUES (NEW.practice_id, 1) ON CONFLICT (practice_id) DO UPDATE SET accounts = accounts + 1; END",
-    "CREATE TRIGGER IF NOT EXISTS practice_accounts_count_remove AFTER DELETE ON practice_accounts BEGIN UPDATE practice_account_counts SET accounts = accounts - 1 WHERE practice_id = OLD.practice_id; END",
+    "CREATE TRIGGER IF NOT EXISTS practice_accounts_count_add AFTER INSERT ON practice_accounts BEGIN "
+    "INSERT INTO practice_account_counts (practice_id, accounts) VALUES (NEW.practice_id, 1) "
+    "ON CONFLICT (practice_id) DO UPDATE SET accounts = accounts + 1; END",
+    "CREATE TRIGGER IF NOT EXISTS practice_accounts_count_remove AFTER DELETE ON practice_accounts BEGIN "
+    "UPDATE practice_account_counts SET accounts = accounts - 1 WHERE practice_id = OLD.practice_id; END",
 )
 ACCOUNT_COUNT_POSTGRESQL = (
-    "CREATE OR REPLACE FUNCTION practice_accounts_count_add() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO practice_account_counts (practice_id, accounts) SELECT practice_id, count(*) FROM added GROUP BY practice_id ON CONFLICT (practice_id) DO UPDATE SET accounts = practice_account_counts.accounts + EXCLUDED.accounts; RETURN NULL; END $$",
-    "CREATE OR REPLACE FUNCTION practice_accounts_count_remove() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE practice_account_counts c SET accounts = c.accounts - r.n FROM (SELECT practice_id, count(*) AS n FROM removed GROUP BY practice_id) r WHERE c.practice_id = r.practice_id; RETURN NULL; END $$",
-    "CREATE TRIGGER practice_accounts_count_add AFTER INSERT ON practice_accounts REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION practice_accounts_count_add()",
-    "CREATE TRIGGER practice_accounts_count_remove AFTER DELETE ON practice_accounts REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION practice_accounts_count_remove()",
+    "CREATE OR REPLACE FUNCTION practice_accounts_count_add() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN INSERT INTO practice_account_counts (practice_id, accounts) "
+    "SELECT practice_id, count(*) FROM added GROUP BY practice_id "
+    "ON CONFLICT (practice_id) "
+    "DO UPDATE SET accounts = practice_account_counts.accounts + EXCLUDED.accounts; "
+    "RETURN NULL; END $$",
+    "CREATE OR REPLACE FUNCTION practice_accounts_count_remove() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN UPDATE practice_account_counts c SET accounts = c.accounts - r.n "
+    "FROM (SELECT practice_id, count(*) AS n FROM removed GROUP BY practice_id) r "
+    "WHERE c.practice_id = r.practice_id; RETURN NULL; END $$",
+    "CREATE TRIGGER practice_accounts_count_add AFTER INSERT ON practice_accounts "
+    "REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION practice_accounts_count_add()",
+    "CREATE TRIGGER practice_accounts_count_remove AFTER DELETE ON practice_accounts "
+    "REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION practice_accounts_count_remove()",
 )
-ACCOUNT_COUNT_BACKFILL = "INSERT INTO practice_account_counts (practice_id, accounts) SELECT practice_id, count(*) FROM practice_accounts GROUP BY practice_id"
+ACCOUNT_COUNT_BACKFILL = (
+    "INSERT INTO practice_account_counts (practice_id, accounts) "
+    "SELECT practice_id, count(*) FROM practice_accounts GROUP BY practice_id"
+)
 
 
 def upgrade() -> None:
